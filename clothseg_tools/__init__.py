@@ -1,0 +1,134 @@
+"""clothseg_tools: client, vectorized mask toolkit, local server and batch CLI for a
+clothing segmentation service.
+
+Public names are re-exported here and imported lazily on first use, so that
+``import clothseg_tools`` (and the CLI's start-up) stays fast and optional parts
+load only when touched.
+
+Examples
+--------
+>>> import clothseg_tools as cst
+>>> cst.CLASSES[:3]
+('hair', 'face', 'head')
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    # vocabulary
+    "CLASSES": "classes",
+    "CLASS_TYPES": "classes",
+    "PALETTE": "classes",
+    # central type
+    "MaskSet": "masks",
+    # decoding
+    "decode_mask": "decode",
+    "decode_masks": "decode",
+    "read_mask_zip": "zipmasks",
+    "group_parts": "zipmasks",
+    # vectorized core
+    "merge": "ops",
+    "threshold": "ops",
+    "label_map": "ops",
+    "masks_from_labels": "ops",
+    "clean": "ops",
+    "feather": "ops",
+    "resize_mask": "ops",
+    "cutout": "composite",
+    "replace_background": "composite",
+    "overlay": "composite",
+    "estimate_foreground": "composite",
+    "coverage": "stats",
+    "Coverage": "stats",
+    "coverage_table": "stats",
+    "summarize": "stats",
+    "iou": "stats",
+    "dice": "stats",
+    # try-on and exports
+    "tryon_mask": "tryon",
+    "garment_mask": "tryon",
+    "agnostic_image": "tryon",
+    "encode_rle": "export",
+    "decode_rle": "export",
+    "rle_area": "export",
+    "rle_bbox": "export",
+    "mask_to_polygons": "export",
+    "export_coco": "export",
+    "save_label_png": "export",
+    "load_label_png": "export",
+    # fetch layer
+    "Client": "api",
+    "Task": "api",
+    "SegmentationResult": "api",
+    # engines
+    "get_engine": "engines",
+    # errors
+    "ClothsegError": "errors",
+    "ConfigurationError": "errors",
+    "InputError": "errors",
+    "MaskDecodeError": "errors",
+    "MaskZipError": "errors",
+    "UnsafeZipError": "errors",
+    "ResultExpiredError": "errors",
+    "APIError": "errors",
+    "APIStatusError": "errors",
+    "TaskFailedError": "errors",
+    "WaitTimeoutError": "errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clothseg_tools' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # cache: the next access skips __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - static analysers see plain imports
+    from .api import Client, SegmentationResult, Task
+    from .classes import CLASS_TYPES, CLASSES, PALETTE
+    from .composite import cutout, estimate_foreground, overlay, replace_background
+    from .decode import decode_mask, decode_masks
+    from .engines import get_engine
+    from .errors import (
+        APIError,
+        APIStatusError,
+        ClothsegError,
+        ConfigurationError,
+        InputError,
+        MaskDecodeError,
+        MaskZipError,
+        ResultExpiredError,
+        TaskFailedError,
+        UnsafeZipError,
+        WaitTimeoutError,
+    )
+    from .export import (
+        decode_rle,
+        encode_rle,
+        export_coco,
+        load_label_png,
+        mask_to_polygons,
+        rle_area,
+        rle_bbox,
+        save_label_png,
+    )
+    from .masks import MaskSet
+    from .ops import clean, feather, label_map, masks_from_labels, merge, resize_mask, threshold
+    from .stats import Coverage, coverage, coverage_table, dice, iou, summarize
+    from .tryon import agnostic_image, garment_mask, tryon_mask
+    from .zipmasks import group_parts, read_mask_zip
