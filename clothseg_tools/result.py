@@ -1,0 +1,376 @@
+"""``SegmentationResult``: one segmented image, and the folder it is saved as.
+
+The client (:mod:`clothseg_tools.api`), the CLI and the exports share one on-disk layout::
+
+    <folder>/masks.json + <class>.png          MaskSet.save(folder)
+    <folder>/parts/masks.json + <part>.png     only when there are parts
+    <folder>/result.json                       written last: its presence = complete
+
+Every file is written atomically and ``result.json`` holds the SHA-256 of every file the
+result wrote, so a resumed batch can trust a folder that has a ``result.json`` and
+:meth:`SegmentationResult.load` can tell a damaged folder from a good one.
+
+Examples
+--------
+>>> import tempfile
+>>> import numpy as np
+>>> from clothseg_tools import MaskSet
+>>> masks = MaskSet({"tops": np.eye(4, dtype=bool)})
+>>> res = SegmentationResult(masks, source="photo.jpg", engine="replay")
+>>> folder = res.save(tempfile.mkdtemp())
+>>> sorted(p.name for p in folder.iterdir())
+['masks.json', 'result.json', 'tops.png']
+>>> SegmentationResult.load(folder).masks == masks
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._io import atomic_write_json
+from .classes import classes_for_type
+from .errors import MaskDecodeError
+from .masks import INDEX_NAME, MaskSet
+
+if TYPE_CHECKING:
+    from .api._task import Task
+    from .engines.base import Engine
+
+__all__ = ["PARTS_DIR", "RESULT_FORMAT", "RESULT_NAME", "SegmentationResult", "segment_with_engine"]
+
+#: Name of the file that marks a complete result folder.
+RESULT_NAME = "result.json"
+#: Sub-folder of the per-garment instance masks.
+PARTS_DIR = "parts"
+#: ``format`` field of ``result.json``.
+RESULT_FORMAT = "clothseg-result"
+_VERSION = 1
+
+_OPTION_VALUES: dict[str, tuple[int, ...]] = {
+    "class_type": (1, 2, 3, 4),
+    "output_type": (1, 2, 3),
+    "detail_mode": (1, 2),
+    "quality": (1, 2),
+}
+
+
+def check_options(**options: Any) -> dict[str, int]:
+    """Check the API's numeric options against their documented values.
+
+    Returns
+    -------
+    dict of str to int
+        The options as ints.
+
+    Raises
+    ------
+    ValueError
+        An unknown option or a value the contract does not define.
+
+    Examples
+    --------
+    >>> check_options(class_type="2", quality=1)
+    {'class_type': 2, 'quality': 1}
+    >>> check_options(output_type=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: output_type must be one of 1, 2, 3 (got 4).
+    """
+    out: dict[str, int] = {}
+    for name, value in options.items():
+        allowed = _OPTION_VALUES.get(name)
+        if allowed is None:
+            raise ValueError(
+                f"Unknown option {name!r}; the options are {', '.join(_OPTION_VALUES)}."
+            )
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = -1
+        if isinstance(value, bool) or number not in allowed or str(number) != str(value).strip():
+            raise ValueError(
+                f"{name} must be one of {', '.join(map(str, allowed))} (got {value!r})."
+            )
+        out[name] = number
+    return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _maskset_files(folder: Path, prefix: str = "") -> list[str]:
+    """Files (relative to the result folder) a saved MaskSet consists of, index last."""
+    index = json.loads((folder / INDEX_NAME).read_text(encoding="utf-8"))
+    return [prefix + f for f in index.get("files", {}).values()] + [prefix + INDEX_NAME]
+
+
+@dataclasses.dataclass
+class SegmentationResult:
+    """The masks of one image and how they were made.
+
+    Attributes
+    ----------
+    masks : MaskSet
+        One soft mask per class, at the source image's size.
+    parts : MaskSet
+        Per-garment instance masks (``tops_0``, ``dress_1`` ...); an empty set of the
+        same shape when there are none.
+    task : Task or None
+        The service's task (``None`` for an in-process engine).
+    source : str or None
+        Where the image came from (path, URL or name); never a signed query string.
+    options : dict
+        The options the image was segmented with.
+    timings : dict of str to float
+        Seconds spent per stage (``create``, ``wait``, ``download``, ``total`` ...).
+    notes : tuple of str
+        Remarks a user should see (from the engine or the client).
+    engine : str or None
+        The engine's name, when known.
+    """
+
+    masks: MaskSet
+    parts: MaskSet | None = None
+    task: Task | None = None
+    source: str | None = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    engine: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.masks, MaskSet):
+            self.masks = MaskSet(self.masks)
+        if self.parts is None:
+            self.parts = MaskSet({}, shape=self.masks.shape)
+        elif not isinstance(self.parts, MaskSet):
+            self.parts = MaskSet(self.parts, shape=self.masks.shape)
+        if len(self.parts) and self.parts.shape != self.masks.shape:
+            from .errors import ShapeMismatchError
+
+            raise ShapeMismatchError(
+                f"parts have shape {self.parts.shape} but masks have shape {self.masks.shape}; "
+                "both must be at the source image's size."
+            )
+        self.notes = tuple(self.notes)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The (H, W) size of the masks (the source image's size)."""
+        return self.masks.shape
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The classes of :attr:`masks`, in order."""
+        return self.masks.classes
+
+    # -- saving ---------------------------------------------------------------------
+
+    def to_json(self, checksums: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The content of ``result.json`` (see the module docstring)."""
+        h, w = self.masks.shape
+        assert self.parts is not None  # set by __post_init__
+        return {
+            "format": RESULT_FORMAT,
+            "version": _VERSION,
+            "source": self.source,
+            "image_size": [w, h],
+            "classes": list(self.masks.classes),
+            "parts": list(self.parts.classes),
+            "options": dict(self.options),
+            "timings": {k: float(v) for k, v in self.timings.items()},
+            "notes": list(self.notes),
+            "engine": self.engine,
+            "task": None if self.task is None else self.task.to_dict(),
+            "checksums": dict(checksums or {}),
+        }
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write the masks, the parts and ``result.json`` into ``folder``.
+
+        Every file is written atomically; ``result.json`` is removed first and written
+        last, so a folder that has one is complete even if an earlier save crashed.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder.
+        """
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (out / RESULT_NAME).unlink()
+        self.masks.save(out)
+        files = _maskset_files(out)
+        assert self.parts is not None
+        if len(self.parts):
+            self.parts.save(out / PARTS_DIR)
+            files += _maskset_files(out / PARTS_DIR, prefix=f"{PARTS_DIR}/")
+        checksums = {name: _sha256(out / name) for name in files}
+        atomic_write_json(out / RESULT_NAME, self.to_json(checksums))
+        return out
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str], *, verify: bool = True) -> SegmentationResult:
+        """Read a folder written by :meth:`save`.
+
+        Parameters
+        ----------
+        folder
+            The result folder.
+        verify
+            Check every file against the SHA-256 recorded in ``result.json``.
+
+        Raises
+        ------
+        FileNotFoundError
+            No ``result.json``: the folder is not a result, or its save did not finish.
+        MaskDecodeError
+            ``result.json`` is invalid, or a file's checksum does not match.
+        """
+        from .api._task import Task
+
+        src = Path(folder)
+        meta_path = src / RESULT_NAME
+        if not meta_path.is_file():
+            raise FileNotFoundError(
+                f"{src} has no {RESULT_NAME}: it is not a saved result, or saving it did not "
+                "finish. Segment the image again."
+            )
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if meta.get("format") != RESULT_FORMAT:
+                raise ValueError(f"format is {meta.get('format')!r}, not {RESULT_FORMAT!r}")
+            if int(meta.get("version", 0)) > _VERSION:
+                raise ValueError(
+                    f"version {meta['version']} is newer than this library reads ({_VERSION}); "
+                    "upgrade clothseg_tools"
+                )
+            checksums = dict(meta.get("checksums") or {})
+            task = None if meta.get("task") is None else Task.from_data(meta["task"])
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise MaskDecodeError(f"{meta_path} is not a valid result file ({exc}).") from exc
+        if verify:
+            for name, expected in checksums.items():
+                path = src / name
+                if not path.is_file() or _sha256(path) != expected:
+                    raise MaskDecodeError(
+                        f"{path} is missing or does not match the checksum in {RESULT_NAME}; "
+                        "the folder was changed or damaged. Segment the image again."
+                    )
+        masks = MaskSet.load(src)
+        parts = MaskSet.load(src / PARTS_DIR) if meta.get("parts") else None
+        return cls(
+            masks=masks,
+            parts=parts,
+            task=task,
+            source=meta.get("source"),
+            options=dict(meta.get("options") or {}),
+            timings={k: float(v) for k, v in (meta.get("timings") or {}).items()},
+            notes=tuple(meta.get("notes") or ()),
+            engine=meta.get("engine"),
+        )
+
+
+def segment_with_engine(
+    engine: Engine,
+    image: Any,
+    *,
+    class_type: int = 1,
+    output_type: int = 1,
+    detail_mode: int = 1,
+    quality: int = 1,
+    source: str | None = None,
+) -> SegmentationResult:
+    """Segment one image in-process with ``engine``, as the service would.
+
+    The image goes through the same checks as an upload (format, 20 MB, 4096 x 4096),
+    so an in-process run refuses what the service refuses. Like the service,
+    ``output_type=1`` gives class masks only, ``2`` per-garment parts only (the class
+    mask set is then empty) and ``3`` both.
+
+    Parameters
+    ----------
+    engine
+        A :class:`~clothseg_tools.engines.base.Engine`.
+    image
+        Path, bytes, binary file object, PIL image or (H, W, 3) uint8 array.
+    class_type, output_type, detail_mode, quality
+        The API's options (see API.md).
+    source
+        Name to record as the result's source (default: the path or file name).
+
+    Returns
+    -------
+    SegmentationResult
+
+    Raises
+    ------
+    InputError
+        The image breaks the service's limits (typed subclass).
+    ValueError
+        An option outside its documented values.
+    EngineError
+        The engine failed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from clothseg_tools.engines.base import Engine, EngineOutput
+    >>> from clothseg_tools import MaskSet
+    >>> class Half(Engine):
+    ...     name = "half"
+    ...     def _segment(self, image, *, classes, **_):
+    ...         h, w = image.shape[:2]
+    ...         m = np.zeros((h, w), np.uint8); m[: h // 2] = 255
+    ...         return EngineOutput(MaskSet({c: m for c in classes}), {"tops_0": m})
+    >>> res = segment_with_engine(Half(), np.zeros((4, 6, 3), np.uint8), output_type=3)
+    >>> res.masks.classes, res.parts.classes, res.shape
+    (('clothes', 'tops', 'bottoms', 'dress', 'acc'), ('tops_0',), (4, 6))
+    """
+    from .inputs import decode_input_image, load_input
+
+    opts = check_options(
+        class_type=class_type, output_type=output_type, detail_mode=detail_mode, quality=quality
+    )
+    start = time.perf_counter()
+    data, filename = load_input(image)
+    pixels = decode_input_image(data)
+    decoded = time.perf_counter()
+    out = engine.segment(
+        pixels,
+        classes=classes_for_type(opts["class_type"]),
+        detail_mode=opts["detail_mode"],
+        quality=opts["quality"],
+        image_bytes=data,
+    )
+    done = time.perf_counter()
+    shape = out.masks.shape
+    masks = out.masks if opts["output_type"] in (1, 3) else MaskSet({}, shape=shape)
+    parts = MaskSet(out.parts, shape=shape) if opts["output_type"] in (2, 3) and out.parts else None
+    if source is None:
+        source = str(image) if isinstance(image, (str, os.PathLike)) else filename
+    return SegmentationResult(
+        masks=masks,
+        parts=parts,
+        task=None,
+        source=source,
+        options=opts,
+        timings={"decode": decoded - start, "segment": done - decoded, "total": done - start},
+        notes=tuple(out.notes),
+        engine=getattr(engine, "name", None) or type(engine).__name__,
+    )
