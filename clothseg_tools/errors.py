@@ -16,7 +16,8 @@ contain the API key or a signed URL's query string.
     │   ├── FileTooLargeError              over 20 MB                       (413)
     │   ├── UnsupportedFormatError         not one of API.md's formats      (415)
     │   ├── ImageTooLargeError             over 4096 x 4096 pixels          (422)
-    │   └── ImageDecodeError               bytes that do not decode         (422)
+    │   ├── ImageDecodeError               bytes that do not decode         (422)
+    │   └── InvalidRequestError            no or two image sources, bad option (400)
     ├── MaskDecodeError (ValueError)       a mask value that does not decode
     ├── MaskZipError (ValueError)          a per-garment ZIP that cannot be read
     │   └── UnsafeZipError                 path tricks, too many entries, zip bombs
@@ -61,6 +62,7 @@ __all__ = [
     "ImageDecodeError",
     "ImageTooLargeError",
     "InputError",
+    "InvalidRequestError",
     "MaskDecodeError",
     "MaskZipError",
     "NoRecordError",
@@ -134,6 +136,13 @@ class ImageDecodeError(InputError):
     """The bytes claim to be an image but cannot be decoded."""
 
     status = 422
+
+
+class InvalidRequestError(InputError):
+    """A request the service would refuse with 400: no image source or two of them, or
+    an option outside its documented values."""
+
+    status = 400
 
 
 class MaskDecodeError(ClothsegError, ValueError):
