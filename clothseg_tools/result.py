@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._io import atomic_write_json
 from .classes import classes_for_type
-from .errors import MaskDecodeError
+from .errors import InvalidRequestError, MaskDecodeError
 from .masks import INDEX_NAME, MaskSet
 
 if TYPE_CHECKING:
@@ -73,8 +73,8 @@ def check_options(**options: Any) -> dict[str, int]:
 
     Raises
     ------
-    ValueError
-        An unknown option or a value the contract does not define.
+    InvalidRequestError
+        An unknown option or a value the contract does not define (a ``ValueError``).
 
     Examples
     --------
@@ -83,13 +83,13 @@ def check_options(**options: Any) -> dict[str, int]:
     >>> check_options(output_type=4)
     Traceback (most recent call last):
     ...
-    ValueError: output_type must be one of 1, 2, 3 (got 4).
+    clothseg_tools.errors.InvalidRequestError: output_type must be one of 1, 2, 3 (got 4).
     """
     out: dict[str, int] = {}
     for name, value in options.items():
         allowed = _OPTION_VALUES.get(name)
         if allowed is None:
-            raise ValueError(
+            raise InvalidRequestError(
                 f"Unknown option {name!r}; the options are {', '.join(_OPTION_VALUES)}."
             )
         try:
@@ -97,7 +97,7 @@ def check_options(**options: Any) -> dict[str, int]:
         except (TypeError, ValueError):
             number = -1
         if isinstance(value, bool) or number not in allowed or str(number) != str(value).strip():
-            raise ValueError(
+            raise InvalidRequestError(
                 f"{name} must be one of {', '.join(map(str, allowed))} (got {value!r})."
             )
         out[name] = number
@@ -322,7 +322,7 @@ def segment_with_engine(
     ------
     InputError
         The image breaks the service's limits (typed subclass).
-    ValueError
+    InvalidRequestError
         An option outside its documented values.
     EngineError
         The engine failed.

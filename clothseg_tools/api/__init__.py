@@ -23,6 +23,9 @@ from ..errors import (
     WaitTimeoutError,
 )
 from ..result import SegmentationResult
+from ._batch import Outcome
+from ._client import Client
+from ._retry import RateLimiter
 from ._task import Task
 
 __all__ = [
@@ -33,6 +36,9 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Client",
+    "Outcome",
+    "RateLimiter",
     "RateLimitError",
     "ResultExpiredError",
     "SegmentationResult",

@@ -1,0 +1,216 @@
+"""The HTTP layer: the pooled session, and the one place ``requests`` errors are translated.
+
+Everything that leaves this module is a :mod:`clothseg_tools.errors` type raised
+``from`` the original exception. Messages name the request ("creating a task",
+"querying task t1"), never the API key, and show URLs without their query string.
+
+Examples
+--------
+>>> session = build_session(max_retries=3, pool_size=16)
+>>> adapter = session.get_adapter("https://example.com/")
+>>> adapter.max_retries.total, adapter._pool_maxsize
+(3, 16)
+>>> session.close()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ..errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    status_error,
+)
+from ._retry import (
+    BACKOFF_FACTOR,
+    BACKOFF_MAX,
+    RETRY_AFTER_MAX,
+    ClientRetry,
+    parse_retry_after,
+)
+from ._task import check_body_status, redact_url
+
+__all__ = [
+    "KEY_HEADER",
+    "build_session",
+    "parse_json",
+    "raise_for_status",
+    "translate",
+]
+
+logger = logging.getLogger("clothseg_tools.api")
+
+#: Header that carries the API key (API.md, "Authentication").
+KEY_HEADER = "X-API-KEY"
+_REQUEST_ID_HEADERS = ("X-Request-Id", "X-Request-ID", "Request-Id")
+
+
+def build_session(
+    *,
+    max_retries: int,
+    pool_size: int,
+    backoff_factor: float = BACKOFF_FACTOR,
+    backoff_max: float = BACKOFF_MAX,
+    retry_after_max: float = RETRY_AFTER_MAX,
+) -> requests.Session:
+    """A session with the client's retry policy and a connection pool of ``pool_size``.
+
+    The pool keeps ``pool_size`` connections per host, so the batch workers and their
+    parallel mask downloads reuse connections instead of opening new ones.
+    """
+    retry = ClientRetry.for_get(
+        max_retries=max_retries,
+        backoff_factor=backoff_factor,
+        backoff_max=backoff_max,
+        retry_after_max=retry_after_max,
+    )
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry)
+    session = requests.Session()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def translate(exc: requests.RequestException, *, what: str, url: str) -> NoReturn:
+    """Re-raise a ``requests`` exception as the matching clothseg_tools error.
+
+    Raises
+    ------
+    APITimeoutError
+        Connect or read timeout.
+    APIConnectionError
+        Any other transport failure (refused, reset, DNS, TLS, retries exhausted).
+    """
+    where = redact_url(url)
+    if isinstance(exc, requests.Timeout):
+        stage = "connecting to" if isinstance(exc, requests.ConnectTimeout) else "reading from"
+        raise APITimeoutError(
+            f"{what} timed out while {stage} {where}. The service is slow or unreachable; "
+            "try again, or raise Client(timeout=...)."
+        ) from exc
+    if isinstance(exc, requests.ConnectionError):
+        raise APIConnectionError(
+            f"{what} failed: no working connection to {where} ({_reason(exc)}). Check "
+            "base_url and the network, then try again."
+        ) from exc
+    raise APIConnectionError(f"{what} failed while talking to {where} ({_reason(exc)}).") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause's class name: enough to act on, and free of URLs."""
+    inner: BaseException = exc
+    seen = 0
+    while seen < 8:
+        nxt = getattr(inner, "reason", None) or inner.__cause__ or inner.__context__
+        if nxt is None and inner.args and isinstance(inner.args[0], BaseException):
+            nxt = inner.args[0]
+        if not isinstance(nxt, BaseException):
+            break
+        inner, seen = nxt, seen + 1
+    return type(inner).__name__
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _request_id(response: requests.Response) -> str | None:
+    for name in _REQUEST_ID_HEADERS:
+        value = response.headers.get(name)
+        if value:
+            return str(value)
+    return None
+
+
+def parse_json(response: requests.Response, *, what: str) -> Mapping[str, Any]:
+    """The JSON object of a response, or an :class:`APIError` that says what came."""
+    try:
+        body = response.json()
+    except (ValueError, json.JSONDecodeError) as exc:
+        kind = response.headers.get("Content-Type", "no content type")
+        raise APIError(
+            f"{what}: the service answered HTTP {response.status_code} with {kind}, not "
+            "JSON. Check base_url points at the API, not a web page."
+        ) from exc
+    if not isinstance(body, Mapping):
+        raise APIError(f"{what}: the service answered a JSON {type(body).__name__}, not an object.")
+    return body
+
+
+def raise_for_status(
+    response: requests.Response,
+    *,
+    what: str,
+    task_id: str | None = None,
+    secrets: tuple[str, ...] = (),
+) -> Mapping[str, Any]:
+    """Check the HTTP status and the body's ``status``; return the JSON body.
+
+    Raises
+    ------
+    APIStatusError
+        The typed subclass for a non-2xx HTTP status, or for a 2xx answer whose body
+        ``status`` is not 200. ``RateLimitError.retry_after`` is read from the header.
+    APIError
+        A redirect, or a body that is not JSON.
+    """
+    code = response.status_code
+    request_id = _request_id(response)
+    if 300 <= code < 400:
+        location = redact_url(response.headers.get("Location", "") or "(no location)")
+        raise APIStatusError(
+            f"{what}: the service redirected (HTTP {code}) to {location}. Set base_url to the "
+            "address it redirects to; the client does not follow redirects so the API key "
+            "is never sent to another host.",
+            status=code,
+            task_id=task_id,
+            request_id=request_id,
+        )
+    if code >= 400:
+        message = _error_message(response)
+        raise status_error(
+            code,
+            _scrub(f"{what} failed with HTTP {code}: {message}", secrets),
+            task_id=task_id,
+            request_id=request_id,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    body = parse_json(response, what=what)
+    try:
+        check_body_status(body, task_id=task_id, request_id=request_id)
+    except APIStatusError as exc:
+        # a real service answers HTTP 200 with the failure in the body: keep Retry-After
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise status_error(
+            exc.status,
+            _scrub(f"{what} failed: {exc.message}", secrets),
+            task_id=task_id,
+            request_id=request_id,
+            retry_after=retry_after,
+        ) from None
+    return body
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping):
+        message = body.get("message") or body.get("detail") or body.get("error")
+        if message:
+            return str(message)[:300]
+    text = " ".join((response.text or "").split())
+    return text[:200] if text else (response.reason or "no message")
