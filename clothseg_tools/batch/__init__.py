@@ -1,0 +1,71 @@
+"""Batch work over folders of images and result folders (the library side of the CLI).
+
+- :mod:`~clothseg_tools.batch.discover`: inputs (files, folders, globs, lists, URLs)
+  and result folders, with their output keys.
+- :mod:`~clothseg_tools.batch.manifest`: the append-only ``manifest.jsonl``.
+- :mod:`~clothseg_tools.batch.runner`: resume plan, worker threads, summary.
+- :mod:`~clothseg_tools.batch.segment`: the segmentation job (remote service or an
+  in-process engine).
+- :mod:`~clothseg_tools.batch.post`: post-processing jobs over result folders.
+
+Examples
+--------
+>>> from clothseg_tools.batch import BatchItem, Job, run_job
+>>> BatchItem("/photos/a.jpg", "a").key
+'a'
+"""
+
+from __future__ import annotations
+
+from .discover import (
+    BatchItem,
+    InputNotFoundError,
+    assign_keys,
+    discover_inputs,
+    discover_results,
+    is_url,
+)
+from .manifest import MANIFEST_NAME, Manifest, manifest_path, read_manifest
+from .runner import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    BatchSummary,
+    ItemOutput,
+    Job,
+    Plan,
+    Progress,
+    RateLimiter,
+    file_checksums,
+    plan_job,
+    run_job,
+    sha256_file,
+)
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "MANIFEST_NAME",
+    "BatchItem",
+    "BatchSummary",
+    "InputNotFoundError",
+    "ItemOutput",
+    "Job",
+    "Manifest",
+    "Plan",
+    "Progress",
+    "RateLimiter",
+    "assign_keys",
+    "discover_inputs",
+    "discover_results",
+    "file_checksums",
+    "is_url",
+    "manifest_path",
+    "plan_job",
+    "read_manifest",
+    "run_job",
+    "sha256_file",
+]

@@ -1,0 +1,398 @@
+"""Finding the work of a batch: input images, result folders, and where outputs go.
+
+A batch item pairs a *source* (an absolute path or a URL) with a *key*: the output
+folder's path relative to the batch's output root. Keys follow one rule, the input's
+path relative to what was named on the command line, without its extension
+(``photos/a/x.jpg`` given as ``photos`` -> ``a/x``), made unique so that same-named
+files never share an output folder. A key once recorded in a manifest is reused on the
+next run, so resuming never moves outputs.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> for name in ("a/x.jpg", "b/x.jpg", "b/y.png", "notes.md"):
+...     p = root / name; p.parent.mkdir(parents=True, exist_ok=True); _ = p.write_bytes(b"")
+>>> [item.key for item in discover_inputs([root])]
+['a/x', 'b/x', 'b/y']
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .. import limits
+from ..errors import ConfigurationError
+from ..result import PARTS_DIR, RESULT_NAME
+
+__all__ = [
+    "BatchItem",
+    "InputNotFoundError",
+    "assign_keys",
+    "discover_inputs",
+    "discover_results",
+    "is_url",
+    "safe_source",
+]
+
+_GLOB_MAGIC = frozenset("*?[")
+
+
+class InputNotFoundError(ConfigurationError):
+    """An input named on the command line does not exist or matches nothing."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One unit of batch work.
+
+    Attributes
+    ----------
+    source : str
+        Absolute path of the input (an image, or a result folder for post-processing),
+        or an ``http(s)://`` URL without its secrets (see :func:`safe_source`). This
+        is what the manifest records and what identifies the item across runs.
+    key : str
+        The output folder relative to the batch's output root, ``/``-separated.
+    url : str or None
+        The full URL to fetch, query string included; never written anywhere.
+    """
+
+    source: str
+    key: str
+    url: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_url(self) -> bool:
+        """Whether the item is fetched from a URL rather than read from a path."""
+        return self.url is not None or is_url(self.source)
+
+    @property
+    def location(self) -> str:
+        """What to read: the full URL, or the path."""
+        return self.url or self.source
+
+
+def safe_source(url: str) -> str:
+    """A URL as the manifest records it: no user info, the query replaced by its hash.
+
+    Signed links carry their secret in the query string, which must never reach a
+    file or a log; its hash still tells two links to the same path apart.
+
+    Examples
+    --------
+    >>> safe_source("https://user:pw@cdn.example/a.jpg?X-Signature=abc")
+    'https://cdn.example/a.jpg#query-sha256=99178e95fc5a613b'
+    >>> safe_source("https://cdn.example/a.jpg")
+    'https://cdn.example/a.jpg'
+    """
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    clean = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    if parts.query:
+        digest = hashlib.sha256(parts.query.encode("utf-8")).hexdigest()[:16]
+        clean += f"#query-sha256={digest}"
+    return clean
+
+
+def is_url(text: str) -> bool:
+    """Whether ``text`` is an ``http://`` or ``https://`` URL.
+
+    Examples
+    --------
+    >>> is_url("https://example.com/a.jpg"), is_url("photos/a.jpg")
+    (True, False)
+    """
+    return text[:8].lower().startswith(("http://", "https://"))
+
+
+def _has_magic(text: str) -> bool:
+    return any(ch in _GLOB_MAGIC for ch in text)
+
+
+def _is_image_name(name: str, extensions: frozenset[str]) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions
+
+
+def _walk(folder: Path, extensions: frozenset[str], exclude: Sequence[Path]) -> list[Path]:
+    """Image files under ``folder``, sorted, skipping hidden entries and ``exclude``."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        # prune in place: hidden folders and the batch's own output folder are never inputs
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and (here / d).resolve() not in exclude
+        )
+        found.extend(here / f for f in filenames if _is_image_name(f, extensions))
+    return sorted(found)
+
+
+def _relative_key(path: Path, base: Path | None) -> str:
+    """``path`` relative to ``base`` (or just its name), ``/``-separated, no extension."""
+    rel: PurePosixPath
+    if base is not None:
+        try:
+            rel = PurePosixPath(path.relative_to(base).as_posix())
+        except ValueError:
+            rel = PurePosixPath(path.name)
+    else:
+        rel = PurePosixPath(path.name)
+    return _clean_key(str(rel.with_suffix("")) if rel.suffix else str(rel))
+
+
+def _url_key(url: str) -> str:
+    name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    return _clean_key(os.path.splitext(name)[0] or "image")
+
+
+def _clean_key(key: str) -> str:
+    """Make ``key`` a safe relative folder path: no empty, ``.`` or ``..`` parts."""
+    parts = []
+    for part in key.replace("\\", "/").split("/"):
+        part = part.strip()
+        if part in ("", ".", ".."):
+            continue
+        # characters that Windows refuses in file names, and control characters
+        part = "".join("_" if (ch in '<>:"|?*' or ord(ch) < 32) else ch for ch in part)
+        parts.append(part.rstrip(". ") or "_")
+    return "/".join(parts) or "image"
+
+
+def _read_list(list_file: Path, extensions: frozenset[str]) -> list[tuple[str, Path | None]]:
+    """Entries of a ``.txt`` list: one path (relative to the list's folder) or URL a line."""
+    entries: list[tuple[str, Path | None]] = []
+    base = list_file.parent
+    for raw in list_file.read_text(encoding="utf-8-sig").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if is_url(line):
+            entries.append((line, None))
+            continue
+        path = Path(os.path.expanduser(line))
+        path = path if path.is_absolute() else base / path
+        # keep missing files: they become failed lines with their reason, not a crash
+        entries.append((str(path.resolve()), base.resolve()))
+    return entries
+
+
+def discover_inputs(
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    extensions: Iterable[str] = limits.INPUT_EXTENSIONS,
+    exclude: Iterable[str | os.PathLike[str]] = (),
+    known_keys: Mapping[str, str] | None = None,
+) -> list[BatchItem]:
+    """Expand files, folders, globs, ``.txt`` lists and URLs into batch items.
+
+    Parameters
+    ----------
+    inputs
+        What the user named. A folder is searched recursively for files whose
+        extension is in ``extensions`` (hidden files and folders are skipped); a
+        pattern with ``*``, ``?`` or ``[`` is a glob (``**`` recurses) filtered the
+        same way; a ``.txt`` file lists one path (relative to the list) or URL a line
+        (``#`` starts a comment); any other file is taken as it is, whatever its
+        extension, so a wrong file fails with its reason instead of vanishing.
+    extensions
+        Lower-case extensions, with the dot, that a folder or glob search keeps.
+    exclude
+        Folders never searched (the batch's output folder when it sits among the inputs).
+    known_keys
+        ``source -> key`` from an earlier run's manifest; those keys are kept.
+
+    Returns
+    -------
+    list of BatchItem
+        Sorted by key; each source once.
+
+    Raises
+    ------
+    InputNotFoundError
+        A named path does not exist, or a glob matches nothing.
+
+    Examples
+    --------
+    >>> [item] = discover_inputs(["https://example.com/img/shirt.jpg?sig=abc"])
+    >>> item
+    BatchItem(source='https://example.com/img/shirt.jpg#query-sha256=...', key='shirt')
+    >>> item.location
+    'https://example.com/img/shirt.jpg?sig=abc'
+    """
+    exts = frozenset(e.lower() for e in extensions)
+    skip = [Path(p).resolve() for p in exclude]
+    found: dict[str, str] = {}  # source -> candidate key, first naming wins
+    urls: dict[str, str] = {}  # safe source -> full URL
+    for spec in inputs:
+        text = os.fspath(spec)
+        for source, key in _expand(text, exts, skip):
+            if is_url(source):
+                full, source = source, safe_source(source)
+                urls[source] = full
+            found.setdefault(source, key)
+    items = assign_keys(found, known_keys=known_keys)
+    return [BatchItem(i.source, i.key, urls.get(i.source)) for i in items]
+
+
+def _expand(text: str, exts: frozenset[str], skip: list[Path]) -> list[tuple[str, str]]:
+    if is_url(text):
+        return [(text, _url_key(text))]
+    path = Path(os.path.expanduser(text))
+    if path.is_dir():
+        base = path.resolve()
+        return [(str(p), _relative_key(p, base)) for p in _walk(base, exts, skip)]
+    if path.is_file() and path.suffix.lower() == ".txt":
+        out = []
+        for source, base in _read_list(path, exts):
+            key = _url_key(source) if base is None else _relative_key(Path(source), base)
+            out.append((source, key))
+        return out
+    if path.is_file():
+        return [(str(path.resolve()), _relative_key(path, None))]
+    if _has_magic(text):
+        return _expand_glob(text, exts, skip)
+    raise InputNotFoundError(
+        f"Input {text!r} does not exist. Name image files, folders, glob patterns "
+        "(quote them), .txt lists of paths or URLs, or http(s) URLs."
+    )
+
+
+def _expand_glob(pattern: str, exts: frozenset[str], skip: list[Path]) -> list[tuple[str, str]]:
+    expanded = os.path.expanduser(pattern)
+    # the base of a glob is its longest leading part without wildcards
+    parts = Path(expanded).parts
+    fixed = []
+    for part in parts:
+        if _has_magic(part):
+            break
+        fixed.append(part)
+    base = Path(*fixed) if fixed else Path()
+    matches = []
+    for match in sorted(glob.glob(expanded, recursive=True)):
+        p = Path(match)
+        resolved = p.resolve()
+        if not p.is_file() or not _is_image_name(p.name, exts):
+            continue
+        if any(s == resolved or s in resolved.parents for s in skip):
+            continue
+        matches.append((str(resolved), _relative_key(p, base)))
+    if not matches:
+        raise InputNotFoundError(
+            f"The pattern {pattern!r} matches no image files (extensions: "
+            f"{', '.join(sorted(exts))})."
+        )
+    return matches
+
+
+def _suffix_hash(source: str) -> str:
+    return hashlib.sha1(source.encode("utf-8")).hexdigest()[:8]
+
+
+def assign_keys(
+    candidates: Mapping[str, str], *, known_keys: Mapping[str, str] | None = None
+) -> list[BatchItem]:
+    """Give every source a unique output key, stable across runs.
+
+    Keys are compared case-insensitively (so outputs do not collide on macOS or
+    Windows). Sources sharing a candidate key all get their extension added
+    (``x.jpg`` and ``x.png`` -> ``x_jpg``, ``x_png``); when that still collides, a
+    short hash of the source is added. Keys in ``known_keys`` are honoured first.
+
+    Parameters
+    ----------
+    candidates
+        ``source -> candidate key``.
+    known_keys
+        ``source -> key`` from an earlier run.
+
+    Returns
+    -------
+    list of BatchItem
+        Sorted by key.
+
+    Examples
+    --------
+    >>> items = assign_keys({"/a/x.jpg": "x", "/a/x.png": "x", "/b/y.jpg": "y"})
+    >>> [(i.source, i.key) for i in items]
+    [('/a/x.jpg', 'x_jpg'), ('/a/x.png', 'x_png'), ('/b/y.jpg', 'y')]
+    """
+    known = dict(known_keys or {})
+    taken: set[str] = set()
+    keys: dict[str, str] = {}
+    for source in sorted(candidates):
+        key = known.get(source)
+        if key and key.casefold() not in taken:
+            keys[source] = key
+            taken.add(key.casefold())
+    pending = sorted(s for s in candidates if s not in keys)
+    counts: dict[str, int] = {}
+    for source in pending:
+        c = candidates[source].casefold()
+        counts[c] = counts.get(c, 0) + 1
+    for source in pending:
+        key = candidates[source]
+        if key.casefold() in taken or counts[key.casefold()] > 1:
+            ext = os.path.splitext(urllib.parse.urlsplit(source).path)[1].lstrip(".")
+            key = f"{key}_{ext.lower()}" if ext else key
+            if key.casefold() in taken:
+                key = f"{candidates[source]}-{_suffix_hash(source)}"
+        taken.add(key.casefold())
+        keys[source] = key
+    # a folder named like the parts folder inside another item's output would mix the two
+    for source, key in keys.items():
+        parent, _, last = key.rpartition("/")
+        if last.casefold() == PARTS_DIR and parent.casefold() in taken:
+            keys[source] = f"{key}-{_suffix_hash(source)}"
+    return sorted((BatchItem(s, k) for s, k in keys.items()), key=lambda i: (i.key, i.source))
+
+
+def discover_results(
+    root: str | os.PathLike[str], *, exclude: Iterable[str | os.PathLike[str]] = ()
+) -> list[BatchItem]:
+    """Every saved result folder (one holding ``result.json``) under ``root``.
+
+    Parameters
+    ----------
+    root
+        The output folder of ``clothseg segment`` (or one result folder).
+    exclude
+        Folders not searched.
+
+    Returns
+    -------
+    list of BatchItem
+        ``source`` is the result folder's absolute path, ``key`` its path relative to
+        ``root`` (``"."`` when ``root`` itself is a result folder); sorted by key.
+
+    Raises
+    ------
+    InputNotFoundError
+        ``root`` is not a folder.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise InputNotFoundError(
+            f"{os.fspath(root)!r} is not a folder; name the output folder of 'clothseg segment'."
+        )
+    base = base.resolve()
+    skip = {Path(p).resolve() for p in exclude}
+    items = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        here = Path(dirpath)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and d != PARTS_DIR and (here / d) not in skip
+        )
+        if RESULT_NAME in filenames:
+            rel = here.relative_to(base).as_posix()
+            items.append(BatchItem(str(here), rel))
+    return sorted(items, key=lambda i: i.key)

@@ -1,0 +1,389 @@
+"""The segmentation job: every input image to a saved result folder.
+
+Two backends do the segmenting, chosen by :func:`make_segmenter`:
+
+- ``remote``: the service, through :class:`clothseg_tools.api.Client` (used when an
+  API key is configured);
+- an in-process engine (``local``, the offline model, or ``replay``, recorded results)
+  through :func:`clothseg_tools.result.segment_with_engine`, which applies the same
+  input checks as an upload.
+
+Each input's result is saved with :meth:`SegmentationResult.save` under
+``<out>/<key>/``; the manifest line lists every file's checksum, so a rerun trusts the
+folder only while it is intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import limits
+from ..errors import ConfigurationError, FileTooLargeError
+from ..result import RESULT_NAME, SegmentationResult, check_options, segment_with_engine
+from .discover import BatchItem
+from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
+
+__all__ = [
+    "BACKENDS",
+    "Segmenter",
+    "choose_backend",
+    "make_segmenter",
+    "segment_batch",
+    "segment_job",
+]
+
+logger = logging.getLogger("clothseg_tools")
+
+#: Backend names ``--engine`` accepts (``auto`` picks one, see :func:`choose_backend`).
+BACKENDS = ("auto", "remote", "local", "replay")
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
+
+Segmenter = Callable[[BatchItem], SegmentationResult]
+
+
+def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -> str:
+    """The backend a batch uses: ``engine`` when forced, else ``remote`` with a key.
+
+    Without a key the default in-process engine is used (``local`` when its
+    dependencies are installed).
+
+    Examples
+    --------
+    >>> choose_backend("auto", api_key="k"), choose_backend("replay", api_key="k")
+    ('remote', 'replay')
+    """
+    if engine not in (None, "auto"):
+        if engine not in BACKENDS:
+            raise ConfigurationError(
+                f"Unknown engine {engine!r}; choose one of {', '.join(BACKENDS)}."
+            )
+        return engine
+    if api_key:
+        return "remote"
+    from ..engines import default_engine_name
+
+    return default_engine_name()
+
+
+def _read_source(item: BatchItem) -> bytes | str:
+    """The input as the engine path wants it: a path, or downloaded bytes for a URL."""
+    if not item.is_url:
+        path = Path(item.source)
+        # refuse before reading: a huge file must not be loaded just to be refused
+        size = path.stat().st_size
+        if size > limits.MAX_FILE_BYTES:
+            raise FileTooLargeError(
+                f"{path.name} is {size / 2**20:.1f} MB; the service accepts files up to "
+                f"{limits.MAX_FILE_BYTES / 2**20:.0f} MB. Shrink or re-encode it."
+            )
+        return str(path)
+    from ..decode import download
+
+    return download(item.location, max_bytes=limits.MAX_FILE_BYTES, what="image")
+
+
+class _EngineSegmenter:
+    """One engine per worker thread (models are not assumed to be thread-safe)."""
+
+    def __init__(self, factory: Callable[[], Any], name: str, api_options: Mapping[str, int]):
+        self.name = name
+        self._factory = factory
+        self._api_options = dict(api_options)
+        self._local = threading.local()
+        self._engines: list[Any] = []
+        self._lock = threading.Lock()
+        # build one now, so a configuration problem (missing extra, bad replay dir)
+        # stops the batch before it starts instead of failing every item
+        self._engine()
+
+    def _engine(self) -> Any:
+        engine = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = self._factory()
+            self._local.engine = engine
+            with self._lock:
+                self._engines.append(engine)
+        return engine
+
+    def __call__(self, item: BatchItem) -> SegmentationResult:
+        data = _read_source(item)
+        return segment_with_engine(self._engine(), data, source=item.source, **self._api_options)
+
+    def close(self) -> None:
+        with self._lock:
+            engines, self._engines = self._engines, []
+        for engine in engines:
+            with contextlib.suppress(Exception):
+                engine.close()
+
+
+class _RemoteSegmenter:
+    """The service through one shared client (its HTTP session pools connections)."""
+
+    name = "remote"
+
+    def __init__(
+        self, client: Any, api_options: Mapping[str, int], *, timeout: float | None = None
+    ) -> None:
+        self._client = client
+        self._options: dict[str, Any] = dict(api_options)
+        if timeout is not None:
+            self._options["timeout"] = float(timeout)
+
+    def __call__(self, item: BatchItem) -> SegmentationResult:
+        image = item.location if item.is_url else _read_source(item)
+        result = self._client.segment(image, **self._options)
+        result.source = item.source  # the manifest's name for it: no signed query string
+        return result  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.close()
+
+
+def make_segmenter(
+    backend: str | Engine,
+    *,
+    api_options: Mapping[str, int],
+    api_key: str | None = None,
+    base_url: str | None = None,
+    replay_dir: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+) -> _EngineSegmenter | _RemoteSegmenter:
+    """Build the per-item segmenting function of ``backend``.
+
+    Parameters
+    ----------
+    backend
+        ``"remote"``, ``"local"`` or ``"replay"`` (see :func:`choose_backend`), or an
+        :class:`~clothseg_tools.engines.base.Engine` instance, shared by all workers.
+    api_options
+        ``class_type``, ``output_type``, ``detail_mode``, ``quality``.
+    api_key, base_url, max_retries
+        For ``remote`` (defaults: the client's, from ``CLOTHSEG_API_KEY`` /
+        ``CLOTHSEG_BASE_URL``).
+    timeout
+        For ``remote``: deadline in seconds for one image (create, wait, download).
+    replay_dir
+        The record folder of the ``replay`` engine.
+    engine_options
+        Further keyword options of the engine.
+
+    Raises
+    ------
+    ConfigurationError
+        Missing key, missing replay folder, or an engine whose extra is not installed.
+    """
+    options = dict(engine_options or {})
+    if not isinstance(backend, str):
+        engine = backend
+        return _EngineSegmenter(lambda: engine, engine.name or type(engine).__name__, api_options)
+    if backend == "remote":
+        from ..api import Client
+
+        kwargs: dict[str, Any] = {"api_key": api_key, "base_url": base_url}
+        if max_retries is not None:
+            kwargs["max_retries"] = max_retries
+        # a missing key or address stops the batch before it starts, not item by item
+        if not (api_key or os.environ.get("CLOTHSEG_API_KEY")):
+            raise ConfigurationError(
+                "The remote backend needs an API key: pass --api-key or set CLOTHSEG_API_KEY "
+                "(or choose --engine local)."
+            )
+        if not (base_url or os.environ.get("CLOTHSEG_BASE_URL")):
+            raise ConfigurationError(
+                "The remote backend needs the service's address: pass --base-url or set "
+                "CLOTHSEG_BASE_URL (for the local server: clothseg serve)."
+            )
+        return _RemoteSegmenter(Client(**kwargs), api_options, timeout=timeout)
+    if backend == "replay":
+        if replay_dir is None:
+            raise ConfigurationError(
+                "The replay engine needs the folder of recorded results: pass --replay-dir."
+            )
+        options.setdefault("replay_dir", replay_dir)
+    from ..engines import get_engine
+
+    name = backend
+    return _EngineSegmenter(lambda: get_engine(name, **options), name, api_options)
+
+
+def _clear_leftovers(folder: Path) -> None:
+    """Remove temporary files a killed run left mid-write (they are never outputs)."""
+    for sub in (folder, folder / "parts"):
+        with contextlib.suppress(OSError):
+            for entry in sub.iterdir():
+                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        entry.unlink()
+
+
+def _input_fingerprint(item: BatchItem) -> str | None:
+    """Size and modification time of a local input: a replaced photo is redone."""
+    if item.is_url:
+        return None
+    try:
+        st = os.stat(item.source)
+    except OSError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def segment_job(
+    segmenter: Segmenter,
+    out_dir: str | os.PathLike[str],
+    *,
+    backend: str,
+    api_options: Mapping[str, int],
+) -> Job:
+    """The :class:`Job` that segments each item with ``segmenter`` and saves it.
+
+    The job's options (recorded per manifest line) are the API options and the
+    backend's name: changing either redoes earlier items.
+    """
+    out = Path(out_dir)
+
+    def work(item: BatchItem) -> ItemOutput:
+        t0 = time.perf_counter()
+        result = segmenter(item)
+        t1 = time.perf_counter()
+        folder = out / item.key
+        _clear_leftovers(folder)
+        result.save(folder)
+        meta = json.loads((folder / RESULT_NAME).read_text(encoding="utf-8"))
+        checksums = {f"{item.key}/{name}": sha for name, sha in meta["checksums"].items()}
+        checksums[f"{item.key}/{RESULT_NAME}"] = sha256_file(folder / RESULT_NAME)
+        timings = dict(result.timings)
+        timings.update(segment_total=t1 - t0, save=time.perf_counter() - t1)
+        return ItemOutput(checksums=checksums, timings=timings, notes=tuple(result.notes))
+
+    return Job(
+        "segment",
+        work,
+        out,
+        options={**dict(api_options), "backend": backend},
+        fingerprint=_input_fingerprint,
+    )
+
+
+def segment_batch(
+    items: Sequence[BatchItem],
+    out_dir: str | os.PathLike[str],
+    *,
+    engine: str | Engine | None = "auto",
+    class_type: int = 1,
+    output_type: int = 1,
+    detail_mode: int = 1,
+    quality: int = 1,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    replay_dir: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+    workers: int = 4,
+    rate_limit: float | None = None,
+    overwrite: bool = False,
+    retry_failed: bool = False,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> BatchSummary:
+    """Segment ``items`` into ``out_dir``, resuming an earlier run of the same batch.
+
+    Parameters
+    ----------
+    items
+        From :func:`~clothseg_tools.batch.discover.discover_inputs`.
+    out_dir
+        Output root: ``<out_dir>/<key>/`` per item and ``<out_dir>/manifest.jsonl``.
+    engine
+        ``"auto"`` (remote with a key, else the default engine), ``"remote"``,
+        ``"local"``, ``"replay"``, or an Engine instance (shared by all workers).
+    class_type, output_type, detail_mode, quality
+        The API's options.
+    api_key, base_url, timeout, max_retries
+        Remote backend settings.
+    replay_dir, engine_options
+        In-process engine settings.
+    workers, rate_limit, overwrite, retry_failed, progress, stop
+        See :func:`~clothseg_tools.batch.runner.run_job`.
+
+    Returns
+    -------
+    BatchSummary
+
+    Raises
+    ------
+    ConfigurationError
+        Nothing ran: the backend could not be set up.
+    ValueError
+        An API option outside its documented values.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from clothseg_tools import MaskSet
+    >>> from clothseg_tools._io import write_png
+    >>> from clothseg_tools.engines.base import Engine, EngineOutput
+    >>> from clothseg_tools.batch import discover_inputs
+    >>> class TopHalf(Engine):
+    ...     name = "top-half"
+    ...     def _segment(self, image, *, classes, **_):
+    ...         m = np.zeros(image.shape[:2], np.uint8); m[: len(m) // 2] = 255
+    ...         return EngineOutput(MaskSet({c: m for c in classes}), {})
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> write_png(tmp / "in" / "a.png", np.full((8, 8, 3), 200, np.uint8))
+    >>> _ = (tmp / "in" / "b.png").write_bytes(b"not an image")
+    >>> items = discover_inputs([tmp / "in"])
+    >>> s = segment_batch(items, tmp / "out", engine=TopHalf(), class_type=3)
+    >>> s.done, s.failed, dict(s.errors)
+    (1, 1, {'UnsupportedFormatError': 1})
+    >>> sorted(p.name for p in (tmp / "out" / "a").iterdir())
+    ['body.png', 'face.png', 'hair.png', 'head.png', 'masks.json', 'result.json']
+    """
+    api_options = check_options(
+        class_type=class_type, output_type=output_type, detail_mode=detail_mode, quality=quality
+    )
+    if isinstance(engine, str) or engine is None:
+        backend: str | Engine = choose_backend(
+            engine, api_key=api_key or os.environ.get("CLOTHSEG_API_KEY")
+        )
+    else:
+        backend = engine
+    segmenter = make_segmenter(
+        backend,
+        api_options=api_options,
+        api_key=api_key,
+        base_url=base_url,
+        replay_dir=replay_dir,
+        timeout=timeout,
+        max_retries=max_retries,
+        engine_options=engine_options,
+    )
+    try:
+        job = segment_job(segmenter, out_dir, backend=segmenter.name, api_options=api_options)
+        return run_job(
+            job,
+            items,
+            workers=workers,
+            overwrite=overwrite,
+            retry_failed=retry_failed,
+            rate_limit=rate_limit,
+            progress=progress,
+            stop=stop,
+        )
+    finally:
+        segmenter.close()

@@ -1,0 +1,39 @@
+"""The ``clothseg`` command line: a thin layer over :mod:`clothseg_tools.batch`.
+
+Examples
+--------
+>>> from click.testing import CliRunner
+>>> result = CliRunner().invoke(main, ["--help"])
+>>> result.exit_code, "segment" in result.output
+(0, True)
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .. import __version__
+from ._common import ClothsegGroup
+from .segment import segment_command
+
+__all__ = ["main"]
+
+
+@click.group(cls=ClothsegGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="clothseg")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Segment clothing in photos and turn the masks into cutouts, label maps and reports.
+
+    Start with `clothseg demo`: it runs the whole job offline on sample photos.
+    """
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+
+
+main.add_command(segment_command)

@@ -1,0 +1,195 @@
+"""What every ``clothseg`` command shares: error reporting, batch options, progress, exit.
+
+User errors are shown as ``Error: TypeName: message`` and never as a traceback:
+configuration and usage problems exit with 2, other errors with 1. A batch exits with
+its summary's code: 0 all done, 1 some failed, 130 interrupted by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shlex
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import click
+
+from ..batch.runner import BatchSummary
+from ..errors import ClothsegError, ConfigurationError
+
+__all__ = [
+    "CliError",
+    "ClothsegGroup",
+    "TqdmProgress",
+    "batch_options",
+    "finish_batch",
+    "resume_command",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: How many failures a summary lists by name before it points to the manifest.
+_LIST_FAILURES = 10
+
+
+class CliError(click.ClickException):
+    """A library error shown as ``Error: TypeName: message``.
+
+    Configuration errors (missing key, unknown engine, inputs that do not exist) exit
+    with 2 like usage errors; everything else with 1.
+    """
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}: {exc}")
+        self.exit_code = 2 if isinstance(exc, ConfigurationError) else 1
+
+
+class ClothsegGroup(click.Group):
+    """A click group that turns library errors raised by any command into :class:`CliError`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ClothsegError, OSError) as exc:
+            logging.getLogger("clothseg_tools").debug("command failed", exc_info=True)
+            raise CliError(exc) from exc
+
+
+class TqdmProgress:
+    """A tqdm bar with rate, ETA and the failure count; silent off a terminal or with quiet.
+
+    Parameters
+    ----------
+    desc
+        Label in front of the bar.
+    quiet
+        Never show the bar.
+    unit
+        What is counted.
+    """
+
+    def __init__(self, desc: str, *, quiet: bool = False, unit: str = "img") -> None:
+        self.desc = desc
+        self.quiet = quiet
+        self.unit = unit
+        self.failed = 0
+        self._bar: Any = None
+
+    def start(self, total: int, *, skipped: int) -> None:
+        from tqdm import tqdm
+
+        disable = self.quiet or not sys.stderr.isatty()
+        self._bar = tqdm(
+            total=total,
+            desc=self.desc,
+            unit=self.unit,
+            disable=disable,
+            dynamic_ncols=True,
+            smoothing=0.1,
+            file=sys.stderr,
+        )
+        if skipped and not disable:
+            self._bar.write(f"{skipped} already handled (see the manifest); skipping them.")
+
+    def advance(self, record: Mapping[str, Any]) -> None:
+        if record.get("status") != "done":
+            self.failed += 1
+        if self._bar is not None:
+            self._bar.set_postfix(failed=self.failed, refresh=False)
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def batch_options(func: F) -> F:
+    """``--workers``, ``--overwrite``, ``--retry-failed`` and ``--quiet``."""
+    options = [
+        click.option(
+            "-w",
+            "--workers",
+            type=click.IntRange(1, 256),
+            default=4,
+            show_default=True,
+            help="Items processed at once.",
+        ),
+        click.option(
+            "--overwrite",
+            is_flag=True,
+            help="Redo every item, even those complete from an earlier run.",
+        ),
+        click.option(
+            "--retry-failed",
+            is_flag=True,
+            help="Retry the items that failed in an earlier run (otherwise skipped).",
+        ),
+        click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            help="No progress bar and no summary; the exit code tells how it went.",
+        ),
+    ]
+    return functools.reduce(lambda f, opt: opt(f), reversed(options), func)
+
+
+_SECRET_OPTIONS = ("--api-key",)
+
+
+def resume_command(argv: list[str] | None = None) -> str:
+    """The command line to run again to resume, with the API key hidden.
+
+    Examples
+    --------
+    >>> resume_command(["clothseg", "segment", "in", "--api-key", "s3cret", "--out", "o"])
+    'clothseg segment in --api-key *** --out o'
+    """
+    args = list(sys.argv if argv is None else argv)
+    shown: list[str] = ["clothseg"]
+    hide_next = False
+    for arg in args[1:]:
+        if hide_next:
+            shown.append("***")
+            hide_next = False
+        elif arg in _SECRET_OPTIONS:
+            shown.append(arg)
+            hide_next = True
+        elif arg.startswith(tuple(f"{o}=" for o in _SECRET_OPTIONS)):
+            shown.append(arg.split("=", 1)[0] + "=***")
+        else:
+            shown.append(arg)
+    return " ".join(shlex.quote(a) if a != "***" and not a.endswith("=***") else a for a in shown)
+
+
+def finish_batch(summary: BatchSummary, *, quiet: bool = False) -> None:
+    """Print the summary (unless quiet), failures and resume hints; exit with its code."""
+    if not quiet:
+        click.echo(summary.table())
+        click.echo(f"manifest: {summary.manifest}")
+    failures = [r for r in summary.records if r.get("status") != "done"]
+    for rec in failures[:_LIST_FAILURES]:
+        err = rec.get("error") or {}
+        click.echo(
+            f"failed: {rec.get('source')}: {err.get('type')}: {err.get('message')}", err=True
+        )
+    if len(failures) > _LIST_FAILURES:
+        click.echo(
+            f"... and {len(failures) - _LIST_FAILURES} more failures; see {summary.manifest}",
+            err=True,
+        )
+    if summary.interrupted:
+        click.echo(
+            f"Interrupted: the items in flight finished and were recorded; "
+            f"{summary.not_started} not started. Resume with:\n  {resume_command()}",
+            err=True,
+        )
+    elif summary.failed or summary.failed_before:
+        click.echo(
+            "Some items failed; rerun the same command with --retry-failed to retry them.",
+            err=True,
+        )
+    click.get_current_context().exit(summary.exit_code)
