@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from . import limits
 from ._io import encode_png
-from .decode import _load, _open_image, mask_from_image
+from .decode._image import load_checked, mask_from_image, open_image
 from .errors import (
     FileTooLargeError,
     ImageDecodeError,
@@ -179,7 +179,7 @@ def check_image_bytes(data: bytes, *, name: str = "image") -> ImageInfo:
             f"{name} is a {fmt} file; the service accepts {_accepted()}. Convert it to PNG "
             "or JPEG first."
         )
-    img = _open_image(
+    img = open_image(
         data,
         name,
         formats=(fmt,),
@@ -318,7 +318,7 @@ def decode_input_image(data: bytes) -> npt.NDArray[np.uint8]:
     from PIL import Image
 
     info = check_image_bytes(data)
-    img = _open_image(
+    img = open_image(
         data,
         "image",
         formats=(info.format,),
@@ -326,7 +326,7 @@ def decode_input_image(data: bytes) -> npt.NDArray[np.uint8]:
         too_large=ImageTooLargeError,
         undecodable=ImageDecodeError,
     )
-    _load(img, "image", ImageDecodeError)
+    load_checked(img, "image", ImageDecodeError)
     mode = img.mode
     if mode == "RGB":
         return np.array(img)

@@ -1,0 +1,451 @@
+"""Turn the service's mask values into (H, W) uint8 arrays.
+
+A mask value may be an http(s) URL, raw base64 (padded or not, standard or url-safe
+alphabet, with embedded newlines), a ``data:image/...;base64,`` URI, encoded bytes, a
+path, or a PIL image. PNG, JPEG, WebP, BMP and TIFF are decoded.
+
+Conversion rule
+---------------
+Every mode becomes one (H, W) uint8 plane, 0 = not the class, 255 = the class:
+
+==========  ==================================================================
+mode        rule
+==========  ==================================================================
+L           kept as it is
+1           0 / 255
+P           each palette entry's brightest channel (grey palettes: the grey);
+            with transparency, as RGBA
+RGB         the brightest channel per pixel (a grey pixel keeps its grey, a pure
+            red or green mask reads as 255)
+LA, RGBA    alpha all 255: the colour rule above. Colour constant (within 16
+            levels) where alpha > 0: the alpha channel (grayscale-in-alpha masks).
+            Otherwise colour x alpha / 255 (transparent = not the class)
+I;16        16-bit scaled to 8 bit: ``round(v * 255 / 65535)``
+I           16-bit PNGs as I;16; other 32-bit images: negatives -> 0, a maximum of
+            at most 255 is kept as it is, larger values are clipped to 65535 and
+            scaled as 16-bit
+F           NaN -> 0; a maximum of at most 1.0 is a probability, scaled by 255;
+            larger values are clipped to 0..255; rounded
+others      converted to RGB (RGBA when they carry alpha) first
+==========  ==================================================================
+
+Downloads go through one pooled :class:`requests.Session` per process, with a
+timeout and a byte cap. Signed URLs never appear in messages: only scheme, host and
+path do. Before decoding, the size in the image header is checked against a pixel
+cap, so a decompression bomb is refused before anything is allocated.
+
+Examples
+--------
+>>> import base64, numpy as np
+>>> from clothseg_tools._io import encode_png
+>>> mask = np.array([[0, 128, 255]], np.uint8)
+>>> value = base64.b64encode(encode_png(mask)).decode().rstrip("=")
+>>> decode_mask(value, name="tops")
+array([[  0, 128, 255]], dtype=uint8)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import limits
+from ..errors import MaskDecodeError, ShapeMismatchError
+from ._http import DEFAULT_TIMEOUT, EXPIRED_STATUSES, default_session, download, redact_url
+from ._image import (
+    IMAGE_FORMATS,
+    MASK_FORMATS,
+    check_size,
+    decode_into,
+    mask_from_image,
+    open_image,
+    read_image,
+)
+
+if TYPE_CHECKING:
+    import requests
+    from PIL import Image as PILImage
+
+    from ..masks import MaskSet
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "EXPIRED_STATUSES",
+    "IMAGE_FORMATS",
+    "MASK_FORMATS",
+    "decode_mask",
+    "decode_masks",
+    "default_session",
+    "download",
+    "mask_from_bytes",
+    "mask_from_image",
+    "read_image",
+    "read_mask_file",
+    "redact_url",
+]
+
+_T = TypeVar("_T")
+
+
+# -- decoding masks -------------------------------------------------------------------
+
+
+def _decode_opened(img: PILImage.Image, what: str) -> npt.NDArray[np.uint8]:
+    out = np.empty((img.size[1], img.size[0]), np.uint8)
+    decode_into(img, out, what)
+    return out
+
+
+def _open_mask(data: bytes, what: str, max_pixels: int | None) -> PILImage.Image:
+    return open_image(data, what, formats=MASK_FORMATS, max_pixels=max_pixels)
+
+
+def mask_from_bytes(
+    data: bytes,
+    *,
+    name: str | None = None,
+    max_pixels: int | None = limits.MAX_PIXELS,
+) -> npt.NDArray[np.uint8]:
+    """Decode encoded image bytes (PNG, JPEG, WebP, BMP, TIFF) to an (H, W) uint8 mask.
+
+    Parameters
+    ----------
+    data
+        The encoded image.
+    name
+        Class or source name, used in error messages.
+    max_pixels
+        Largest width x height accepted, checked from the header before decoding.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) uint8, converted by the module's rule.
+
+    Raises
+    ------
+    MaskDecodeError
+        Empty, undecodable, truncated, or larger than ``max_pixels``.
+
+    Examples
+    --------
+    >>> from clothseg_tools._io import encode_png
+    >>> mask_from_bytes(encode_png(np.full((1, 2), 255, np.uint8)))
+    array([[255, 255]], dtype=uint8)
+    """
+    what = f"mask {name!r}" if name else "mask"
+    return _decode_opened(_open_mask(data, what, max_pixels), what)
+
+
+def read_mask_file(
+    path: str | os.PathLike[str], *, max_pixels: int | None = limits.MAX_PIXELS
+) -> npt.NDArray[np.uint8]:
+    """Read a mask image file as an (H, W) uint8 array.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    MaskDecodeError
+        The file is not a decodable image (the message names the file).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from clothseg_tools._io import write_png
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "tops.png"
+    >>> write_png(p, np.eye(2, dtype=np.uint8) * 255)
+    >>> read_mask_file(p)
+    array([[255,   0],
+           [  0, 255]], dtype=uint8)
+    """
+    p = Path(path)
+    return mask_from_bytes(p.read_bytes(), name=str(p), max_pixels=max_pixels)
+
+
+def _b64decode(text: str) -> bytes:
+    """Base64 with or without padding, either alphabet, whitespace anywhere."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    s = "".join(text.split())
+    if "%" in s:  # percent-encoded inside a data URI
+        s = urllib.parse.unquote(s)
+    s = s.replace("-", "+").replace("_", "/").rstrip("=")
+    if len(s) % 4 == 1:
+        raise binascii.Error("base64 text has an impossible length")
+    return base64.b64decode(s + "=" * (-len(s) % 4), validate=True)
+
+
+def _parse_data_uri(uri: str) -> bytes:
+    header, sep, payload = uri.partition(",")
+    if not sep:
+        raise ValueError("a data URI needs a ',' before its data")
+    if header.lower().rstrip().endswith(";base64"):
+        return _b64decode(payload)
+    return urllib.parse.unquote_to_bytes(payload)
+
+
+def _short(text: str, n: int = 32) -> str:
+    return repr(text if len(text) <= n else text[:n] + "...")
+
+
+def _is_existing_file(text: str) -> bool:
+    if len(text) > 4096 or "\n" in text or "\0" in text:
+        return False
+    try:
+        return os.path.isfile(text)
+    except (OSError, ValueError):
+        return False
+
+
+class _Opened:
+    """A mask fetched and opened (header read), waiting to be decoded."""
+
+    __slots__ = ("image", "what")
+
+    def __init__(self, image: PILImage.Image, what: str) -> None:
+        self.image = image
+        self.what = what
+
+
+def _open_value(
+    value: Any,
+    *,
+    name: str | None,
+    session: requests.Session | None,
+    timeout: float | tuple[float, float],
+    max_bytes: int,
+    max_pixels: int | None,
+) -> _Opened:
+    """Fetch ``value`` (URL, base64, data URI, bytes, path, PIL image) and open it."""
+    from PIL import Image
+
+    label = f"mask {name!r}" if name else "mask"
+    if isinstance(value, Image.Image):
+        check_size(
+            value.size,
+            label,
+            max_pixels=max_pixels,
+            max_side=None,
+            too_large=MaskDecodeError,
+            undecodable=MaskDecodeError,
+        )
+        return _Opened(value, label)
+    if isinstance(value, os.PathLike):
+        path = Path(value)
+        return _Opened(_open_mask(path.read_bytes(), f"{label} ({path})", max_pixels), label)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        from ..inputs import sniff_format
+
+        if sniff_format(data) is None and data.isascii() and data.strip():
+            value = data.decode("ascii")  # base64 text or a URL sent as bytes
+        else:
+            return _Opened(_open_mask(data, label, max_pixels), label)
+    if not isinstance(value, str):
+        raise MaskDecodeError(
+            f"{label}: expected a URL, base64 text, a data URI, bytes or a path, "
+            f"got {type(value).__name__}."
+        )
+    text = value.strip()
+    head = text[:8].lower()
+    if head.startswith(("http://", "https://")):
+        what = f"{label} ({redact_url(text)})"
+        data = download(text, session=session, timeout=timeout, max_bytes=max_bytes, what=label)
+        return _Opened(_open_mask(data, what, max_pixels), what)
+    if head.startswith("data:"):
+        try:
+            data = _parse_data_uri(text)
+        except (binascii.Error, ValueError) as exc:
+            raise MaskDecodeError(f"{label}: the data URI is malformed ({exc}).") from None
+        return _Opened(_open_mask(data, f"{label} (data URI)", max_pixels), label)
+    if "://" in text[:16]:
+        raise MaskDecodeError(f"{label}: only http(s) URLs are fetched, got {redact_url(text)}.")
+    if _is_existing_file(text):
+        return _Opened(_open_mask(Path(text).read_bytes(), f"{label} ({text})", max_pixels), label)
+    try:
+        data = _b64decode(text)
+    except (binascii.Error, ValueError):
+        raise MaskDecodeError(
+            f"{label}: the value {_short(text)} is not a URL, a data URI, base64 image "
+            "data, or an existing file."
+        ) from None
+    return _Opened(_open_mask(data, f"{label} (base64, {len(data):,} bytes)", max_pixels), label)
+
+
+def decode_mask(
+    value: Any,
+    *,
+    name: str | None = None,
+    session: requests.Session | None = None,
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    max_bytes: int = limits.MAX_MASK_BYTES,
+    max_pixels: int | None = limits.MAX_PIXELS,
+) -> npt.NDArray[np.uint8]:
+    """Decode one mask value to an (H, W) uint8 array.
+
+    Parameters
+    ----------
+    value
+        An http(s) URL; raw base64 (padding optional, standard or url-safe alphabet,
+        whitespace and newlines allowed); a ``data:image/...;base64,`` URI; encoded
+        bytes; a path (``str`` naming an existing file, or ``os.PathLike``); or a
+        PIL image.
+    name
+        Class name, used in error messages.
+    session
+        Session for URL downloads (default: :func:`default_session`).
+    timeout, max_bytes
+        Passed to :func:`download`.
+    max_pixels
+        Largest width x height accepted, checked before decoding.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) uint8, writable, converted by the module's rule.
+
+    Raises
+    ------
+    MaskDecodeError
+        The value cannot be decoded (the message names the class and source, never a
+        URL's query string), or the image is over ``max_pixels``.
+    ResultExpiredError
+        A URL answered 403/404/410 (links live one hour: query the task again).
+    APIConnectionError, APITimeoutError
+        The download failed (see :func:`download`).
+
+    Examples
+    --------
+    >>> from clothseg_tools._io import encode_png
+    >>> png = encode_png(np.ones((1, 1), np.uint8))
+    >>> uri = "data:image/png;base64," + base64.b64encode(png).decode()
+    >>> decode_mask(uri)
+    array([[1]], dtype=uint8)
+    >>> decode_mask("not an image", name="tops")
+    Traceback (most recent call last):
+    ...
+    clothseg_tools.errors.MaskDecodeError: mask 'tops': the value 'not an image' is not a URL, ...
+    """
+    opened = _open_value(
+        value,
+        name=name,
+        session=session,
+        timeout=timeout,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+    )
+    return _decode_opened(opened.image, opened.what)
+
+
+def _run_all(fn: Callable[[Any], _T], items: Sequence[Any], workers: int) -> list[_T]:
+    """``[fn(x) for x in items]`` on up to ``workers`` threads; the first error (in
+    item order) is raised and work not yet started is cancelled."""
+    if workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        futures: list[Future[_T]] = [pool.submit(fn, x) for x in items]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def decode_masks(
+    mapping: Mapping[str, Any],
+    *,
+    workers: int = 4,
+    session: requests.Session | None = None,
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    max_bytes: int = limits.MAX_MASK_BYTES,
+    max_pixels: int | None = limits.MAX_PIXELS,
+    shape: tuple[int, int] | None = None,
+) -> MaskSet:
+    """Decode many mask values at once, in threads, into one :class:`MaskSet`.
+
+    Downloads run concurrently, and so does decoding: Pillow releases the GIL while
+    it inflates and unfilters. Masks are decoded straight into the MaskSet's stack.
+
+    Parameters
+    ----------
+    mapping
+        Class name -> mask value (anything :func:`decode_mask` accepts). Order is kept.
+    workers
+        Threads to use; 1 decodes in the calling thread.
+    session, timeout, max_bytes, max_pixels
+        As for :func:`decode_mask`.
+    shape
+        Expected (H, W) of every mask (the source image's size), if known. Required
+        when ``mapping`` is empty.
+
+    Returns
+    -------
+    MaskSet
+        The masks in ``mapping`` order.
+
+    Raises
+    ------
+    ShapeMismatchError
+        Two masks (or a mask and ``shape``) differ in size; both are named.
+    MaskDecodeError, ResultExpiredError, APIConnectionError
+        As for :func:`decode_mask`; the first failing class (in mapping order) is
+        reported.
+
+    Examples
+    --------
+    >>> from clothseg_tools._io import encode_png
+    >>> png = encode_png(np.full((2, 3), 255, np.uint8))
+    >>> ms = decode_masks({"tops": base64.b64encode(png).decode(), "hair": png})
+    >>> ms.classes, ms.shape
+    (('tops', 'hair'), (2, 3))
+    """
+    from ..masks import MaskSet
+
+    names = list(mapping)
+    if not names:
+        if shape is None:
+            raise ValueError("decode_masks got no masks; pass shape=(H, W) for an empty set.")
+        return MaskSet({}, shape=shape)
+
+    def fetch(name: str) -> _Opened:
+        return _open_value(
+            mapping[name],
+            name=name,
+            session=session,
+            timeout=timeout,
+            max_bytes=max_bytes,
+            max_pixels=max_pixels,
+        )
+
+    opened = _run_all(fetch, names, workers)
+    w, h = opened[0].image.size
+    ref_label, ref_shape = repr(names[0]), (h, w)
+    if shape is not None:
+        ref_label, ref_shape = "the image", (int(shape[0]), int(shape[1]))
+    for name, item in zip(names, opened, strict=True):
+        got = (item.image.size[1], item.image.size[0])
+        if got != ref_shape:
+            raise ShapeMismatchError(
+                f"mask {name!r} has shape {got} but {ref_label} has shape {ref_shape}; "
+                "the masks of one result must all have the image's size."
+            )
+    stack = np.empty((len(names), *ref_shape), np.uint8)
+
+    def decode(i: int) -> None:
+        decode_into(opened[i].image, stack[i], opened[i].what)
+
+    _run_all(decode, range(len(names)), workers)
+    return MaskSet.from_stack(stack, names)
