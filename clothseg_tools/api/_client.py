@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import logging
 import os
 import threading
@@ -391,13 +390,12 @@ class Client:
         """Checked upload bytes, file name, MIME type and the image's (H, W)."""
         from PIL import Image
 
-        from ..inputs import load_input
+        from ..inputs import check_image_bytes, load_input
 
         data, filename = load_input(image)  # raises the typed InputError subclasses
-        with Image.open(io.BytesIO(data)) as img:  # header only: already checked
-            fmt, (width, height) = img.format or "", img.size
-        mime = Image.MIME.get(fmt, "application/octet-stream")
-        return data, filename, mime, (height, width)
+        info = check_image_bytes(data, name=filename)  # header only: cheap the second time
+        mime = Image.MIME.get(info.format, "application/octet-stream")
+        return data, filename, mime, (info.height, info.width)
 
     def get_task(self, task_id: str | Task, *, timeout: tuple[float, float] | None = None) -> Task:
         """Query a task once.
@@ -689,6 +687,12 @@ class Client:
     def _decode_mask(self, value: str, name: str) -> npt.NDArray[np.uint8]:
         from ..decode import decode_mask
 
+        if not _is_url(value) and not value.lstrip().startswith("data:") and os.path.exists(value):
+            # decode_mask also reads local files; a value from the service never names one
+            raise MaskDecodeError(
+                f"The service sent a file path for mask {name!r} instead of a link or "
+                "base64 data; refusing to read local files."
+            )
         return decode_mask(value, name=name, session=self._session, timeout=self.timeout)
 
     def _read_zip(self, value: str) -> dict[str, npt.NDArray[np.uint8]]:
