@@ -21,9 +21,8 @@ import responses
 from PIL import Image
 
 from clothseg_tools._io import encode_png
-from clothseg_tools.api import Client, Outcome, SegmentationResult, Task
+from clothseg_tools.api import Client, Outcome, SegmentationResult, Task, _retry
 from clothseg_tools.api import _client as client_module
-from clothseg_tools.api import _retry
 from clothseg_tools.errors import (
     APIConnectionError,
     APIError,
@@ -182,7 +181,7 @@ def test_closed_client_refuses_calls(client: Client) -> None:
 
 def test_redirects_are_not_followed(rsps: responses.RequestsMock, client: Client) -> None:
     rsps.get(task_url("t1"), status=302, headers={"Location": "https://elsewhere.test/x?k=1"})
-    with pytest.raises(APIStatusError, match="redirected .* https://elsewhere.test/x\\b"):
+    with pytest.raises(APIStatusError, match=r"redirected .* https://elsewhere\.test/x\b"):
         client.get_task("t1")
     assert len(rsps.calls) == 1
 
@@ -273,8 +272,9 @@ def test_string_numbers_everywhere(rsps: responses.RequestsMock, client: Client)
 def test_post_429_with_retry_after_then_success(
     rsps: responses.RequestsMock, client: Client, sleeps: list[float]
 ) -> None:
-    rsps.post(CREATE, status=429, json={"status": 429, "message": "slow"},
-              headers={"Retry-After": "3"})
+    rsps.post(
+        CREATE, status=429, json={"status": 429, "message": "slow"}, headers={"Retry-After": "3"}
+    )
     rsps.post(CREATE, json=answer({"task_id": "t1"}))
     assert client.create_task(image_url="https://img.test/a.jpg").task_id == "t1"
     assert len(rsps.calls) == 2
@@ -408,8 +408,10 @@ def test_connection_reset_while_polling_is_retried(
 
 
 def test_state_minus_one_fails_the_wait(rsps: responses.RequestsMock, client: Client) -> None:
-    rsps.get(task_url("t1"), json=answer({"task_id": "t1", "state": -1, "progress": 0},
-                                          message="no person found"))
+    rsps.get(
+        task_url("t1"),
+        json=answer({"task_id": "t1", "state": -1, "progress": 0}, message="no person found"),
+    )
     with pytest.raises(TaskFailedError, match="no person found") as info:
         client.wait("t1")
     assert (info.value.task_id, info.value.state) == ("t1", -1)
@@ -433,9 +435,7 @@ def test_unknown_task_is_not_polled_forever(rsps: responses.RequestsMock, client
     assert len(rsps.calls) == 1
 
 
-def test_wait_times_out_with_the_task_id(
-    rsps: responses.RequestsMock, client: Client
-) -> None:
+def test_wait_times_out_with_the_task_id(rsps: responses.RequestsMock, client: Client) -> None:
     rsps.get(task_url("t1"), json=processing(40))
     start = time.monotonic()
     with pytest.raises(WaitTimeoutError, match=r"client.wait\('t1'\)") as info:
@@ -681,7 +681,8 @@ def test_segment_many_bounds_concurrency(rsps: responses.RequestsMock, client: C
         return 200, {}, json.dumps(done_with({"tops": good}))
 
     rsps.add_callback(responses.POST, CREATE, callback=create)
-    outcomes = list(client.segment_many((f"https://img.test/{i}.jpg" for i in range(12)), workers=3))
+    urls = (f"https://img.test/{i}.jpg" for i in range(12))
+    outcomes = list(client.segment_many(urls, workers=3))
     assert len(outcomes) == 12 and all(o.ok for o in outcomes)
     assert 1 < peak <= 3
 

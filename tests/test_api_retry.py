@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import itertools
 import threading
 import time
 
@@ -10,8 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clothseg_tools.api import RateLimiter
-from clothseg_tools.api import _retry
+from clothseg_tools.api import RateLimiter, _retry
 from clothseg_tools.api._retry import (
     ClientRetry,
     backoff_delay,
@@ -92,7 +92,8 @@ def test_policy_sleep_uses_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_retry, "sleep", slept.append)
 
     class Answer:
-        headers = {"Retry-After": "500"}
+        def __init__(self) -> None:
+            self.headers = {"Retry-After": "500"}
 
     ClientRetry.for_get(max_retries=1, retry_after_max=120.0).sleep(Answer())
     assert slept == [120.0]
@@ -123,7 +124,7 @@ def test_rate_limiter_reservations_are_evenly_spaced() -> None:
     limiter = RateLimiter(10.0, burst=2)
     waits = [limiter.reserve() for _ in range(6)]
     assert waits[:2] == [0.0, 0.0]
-    gaps = [b - a for a, b in zip(waits[2:], waits[3:])]
+    gaps = [b - a for a, b in itertools.pairwise(waits[2:])]
     assert all(g == pytest.approx(0.1, abs=0.02) for g in gaps)
 
 
