@@ -25,7 +25,6 @@ import datetime as _dt
 import math
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import APIError, status_error
 
@@ -118,9 +117,11 @@ def parse_time(value: Any, *, field: str) -> _dt.datetime | None:
 
 
 def redact_url(value: str) -> str:
-    """Drop the query string and fragment of a URL (signed links carry secrets there).
+    """A mask value or URL as it may appear in messages, logs and saved files.
 
-    Inline base64 data is shortened to a marker, so logs and saved files stay small.
+    URLs lose their credentials, query string and fragment (signed links carry their
+    secret there; see :func:`clothseg_tools.decode.redact_url`); inline base64 data
+    becomes a short marker.
 
     Examples
     --------
@@ -129,13 +130,11 @@ def redact_url(value: str) -> str:
     >>> redact_url("data:image/png;base64,iVBORw0KGgo=")
     '<inline data>'
     """
-    text = str(value)
-    if text.startswith(("http://", "https://")):
-        parts = urlsplit(text)
-        netloc = parts.hostname or ""
-        if parts.port is not None:
-            netloc = f"{netloc}:{parts.port}"
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    from ..decode import redact_url as redact_link
+
+    text = str(value).strip()
+    if text[:8].lower().startswith(("http://", "https://")):
+        return redact_link(text)
     return "<inline data>"
 
 
