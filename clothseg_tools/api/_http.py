@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
 from ..errors import (
     APIConnectionError,
@@ -91,7 +93,7 @@ def translate(exc: requests.RequestException, *, what: str, url: str) -> NoRetur
         Any other transport failure (refused, reset, DNS, TLS, retries exhausted).
     """
     where = redact_url(url)
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout) or _timed_out(exc):
         stage = "connecting to" if isinstance(exc, requests.ConnectTimeout) else "reading from"
         raise APITimeoutError(
             f"{what} timed out while {stage} {where}. The service is slow or unreachable; "
@@ -105,17 +107,31 @@ def translate(exc: requests.RequestException, *, what: str, url: str) -> NoRetur
     raise APIConnectionError(f"{what} failed while talking to {where} ({_reason(exc)}).") from exc
 
 
-def _reason(exc: BaseException) -> str:
-    """The innermost cause's class name: enough to act on, and free of URLs."""
-    inner: BaseException = exc
-    seen = 0
-    while seen < 8:
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it wraps: ``reason``, ``__cause__``, a wrapped first arg."""
+    inner: BaseException | None = exc
+    for _ in range(8):
+        if inner is None:
+            return
+        yield inner
         nxt = getattr(inner, "reason", None) or inner.__cause__ or inner.__context__
         if nxt is None and inner.args and isinstance(inner.args[0], BaseException):
             nxt = inner.args[0]
-        if not isinstance(nxt, BaseException):
-            break
-        inner, seen = nxt, seen + 1
+        inner = nxt if isinstance(nxt, BaseException) else None
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """True when a read timed out: requests reports read timeouts that exhausted the
+    retries as a plain ``ConnectionError`` wrapping urllib3's ``ReadTimeoutError``."""
+    return any(
+        isinstance(e, (ReadTimeoutError, socket.timeout)) and not isinstance(e, NewConnectionError)
+        for e in _causes(exc)
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause's class name: enough to act on, and free of URLs."""
+    *_, inner = _causes(exc)
     return type(inner).__name__
 
 
