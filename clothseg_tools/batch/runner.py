@@ -134,6 +134,9 @@ class Job:
     fingerprint : callable
         ``fingerprint(item) -> str | None`` describing the input's current state
         (size and mtime of a photo, checksum of a result); a change redoes the item.
+    manifest_name : str or None
+        Names the manifest instead of ``command``, for jobs whose outputs are tracked
+        apart (a cutout written under another file name).
     """
 
     command: str
@@ -141,14 +144,15 @@ class Job:
     out_dir: Path
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     fingerprint: Callable[[BatchItem], str | None] = _no_fingerprint
+    manifest_name: str | None = None
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
 
     @property
     def manifest_path(self) -> Path:
-        """This job's manifest file."""
-        return manifest_path(self.out_dir, self.command)
+        """This job's manifest file (named after ``manifest_name`` or the command)."""
+        return manifest_path(self.out_dir, self.manifest_name or self.command)
 
 
 @dataclasses.dataclass
@@ -346,9 +350,9 @@ class BatchSummary:
         ...                  errors=Counter({"ImageDecodeError": 2}))
         >>> print(s.table())
         segment: 3 items in 2.0 s (1.5 items/s)
-          done                    1
-          failed                  2
-            ImageDecodeError      2
+          done                        1
+          failed                      2
+            ImageDecodeError          2
         """
         ran = self.done + self.failed
         rate = f" ({ran / self.seconds:.1f} items/s)" if self.seconds > 0 and ran else ""
@@ -360,7 +364,7 @@ class BatchSummary:
             ("failed before", self.failed_before),
             ("not started", self.not_started),
         ]
-        width = 22
+        width = 26
         for label, count in rows:
             if count or label == "done":
                 lines.append(f"  {label:<{width}}{count:>3}")

@@ -16,6 +16,14 @@ import click
 
 from .. import __version__
 from ._common import ClothsegGroup
+from .post import (
+    background_command,
+    cutout_command,
+    labelmap_command,
+    merge_command,
+    overlay_command,
+    stats_command,
+)
 from .segment import segment_command
 
 __all__ = ["main"]
@@ -36,4 +44,13 @@ def main(verbose: int) -> None:
         )
 
 
-main.add_command(segment_command)
+for _command in (
+    segment_command,
+    merge_command,
+    labelmap_command,
+    cutout_command,
+    background_command,
+    overlay_command,
+    stats_command,
+):
+    main.add_command(_command)

@@ -11,7 +11,7 @@ import functools
 import logging
 import shlex
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -165,11 +165,18 @@ def resume_command(argv: list[str] | None = None) -> str:
     return " ".join(shlex.quote(a) if a != "***" and not a.endswith("=***") else a for a in shown)
 
 
-def finish_batch(summary: BatchSummary, *, quiet: bool = False) -> None:
-    """Print the summary (unless quiet), failures and resume hints; exit with its code."""
+def finish_batch(
+    summary: BatchSummary, *, quiet: bool = False, outputs: Sequence[str] = ()
+) -> None:
+    """Print the summary (unless quiet), failures and resume hints; exit with its code.
+
+    ``outputs`` are extra lines (files the command wrote) shown after the summary.
+    """
     if not quiet:
         click.echo(summary.table())
         click.echo(f"manifest: {summary.manifest}")
+        for line in outputs:
+            click.echo(line)
     failures = [r for r in summary.records if r.get("status") != "done"]
     for rec in failures[:_LIST_FAILURES]:
         err = rec.get("error") or {}

@@ -1,0 +1,299 @@
+"""Post-processing commands over result folders: merge, labelmap, cutout, background,
+overlay, stats. Each reads every result folder under RESULTS and writes one file per
+folder (beside the masks unless --out says otherwise)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..batch import Job, discover_results, run_job
+from ..batch.post import (
+    DEFAULT_NAMES,
+    background_job,
+    cutout_job,
+    labelmap_job,
+    merge_job,
+    overlay_job,
+    parse_classes,
+    parse_color,
+    stats_job,
+    write_dataset_stats,
+)
+from ._common import TqdmProgress, batch_options, finish_batch
+
+__all__ = [
+    "background_command",
+    "cutout_command",
+    "labelmap_command",
+    "merge_command",
+    "overlay_command",
+    "stats_command",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _classes_option(help_text: str) -> Callable[[F], F]:
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        return parse_classes(value)
+
+    return click.option("--classes", callback=convert, metavar="A,B,...", help=help_text)
+
+
+def post_command(command: str) -> Callable[[F], F]:
+    """RESULTS, --out, --name and the batch options shared by every post command."""
+
+    def wrap(func: F) -> F:
+        func = batch_options(func)
+        func = click.option(
+            "--name",
+            default=DEFAULT_NAMES[command],
+            show_default=True,
+            help="Output file name inside each item's folder.",
+        )(func)
+        func = click.option(
+            "-o",
+            "--out",
+            "out_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Output root (default: RESULTS itself, beside the masks).",
+        )(func)
+        func = click.argument(
+            "results", type=click.Path(exists=True, file_okay=False, path_type=Path)
+        )(func)
+        return func
+
+    return wrap
+
+
+def run_post(
+    command: str,
+    build: Callable[[Path], Job],
+    results: Path,
+    out_dir: Path | None,
+    *,
+    workers: int,
+    overwrite: bool,
+    retry_failed: bool,
+    quiet: bool,
+) -> None:
+    """Discover the result folders, run the job, print the summary and exit."""
+    out = out_dir or results
+    items = discover_results(results)
+    if not items:
+        raise click.UsageError(
+            f"{results} holds no result folders (folders with result.json); "
+            "run 'clothseg segment' first."
+        )
+    job = build(out)
+    summary = run_job(
+        job,
+        items,
+        workers=workers,
+        overwrite=overwrite,
+        retry_failed=retry_failed,
+        progress=TqdmProgress(command, quiet=quiet, unit="folder"),
+    )
+    outputs: list[str] = []
+    if command == "stats" and not summary.interrupted:
+        csv_path, json_path = write_dataset_stats(job, items)
+        outputs = [f"coverage per image: {csv_path}", f"dataset summary: {json_path}"]
+    finish_batch(summary, quiet=quiet, outputs=outputs)
+
+
+def _runner(command: str) -> Callable[..., Any]:
+    return functools.partial(run_post, command)
+
+
+@click.command("merge")
+@post_command("merge")
+@_classes_option("Classes to merge (default: every garment, bag, shoes, accessory).")
+def merge_command(
+    results: Path, out_dir: Path | None, name: str, classes: Any, **batch: Any
+) -> None:
+    """Merge classes into one soft mask per image (pixel-wise maximum)."""
+    _runner("merge")(
+        lambda out: merge_job(out, classes=classes, name=name), results, out_dir, **batch
+    )
+
+
+@click.command("labelmap")
+@post_command("labelmap")
+@_classes_option("Classes that get labels, in label order (default: all twelve).")
+@click.option(
+    "--priority",
+    metavar="A,B,...",
+    help="Where classes overlap, the earliest listed wins (default: label order).",
+)
+@click.option(
+    "--min-value",
+    type=click.IntRange(1, 255),
+    default=128,
+    show_default=True,
+    help="A class covers a pixel at this mask value or above.",
+)
+def labelmap_command(
+    results: Path,
+    out_dir: Path | None,
+    name: str,
+    classes: Any,
+    priority: str | None,
+    min_value: int,
+    **batch: Any,
+) -> None:
+    """Write a palette label PNG per image (0 = background, i = the i-th class)."""
+    _runner("labelmap")(
+        lambda out: labelmap_job(
+            out, classes=classes, priority=parse_classes(priority), min_value=min_value, name=name
+        ),
+        results,
+        out_dir,
+        **batch,
+    )
+
+
+@click.command("cutout")
+@post_command("cutout")
+@_classes_option("Classes to keep (default: every garment, bag, shoes, accessory).")
+@click.option(
+    "--decontaminate",
+    is_flag=True,
+    help="Re-estimate edge colours so the old background does not bleed in.",
+)
+def cutout_command(
+    results: Path, out_dir: Path | None, name: str, classes: Any, decontaminate: bool, **batch: Any
+) -> None:
+    """Cut the garments out of each photo as an RGBA PNG."""
+    _runner("cutout")(
+        lambda out: cutout_job(out, classes=classes, decontaminate=decontaminate, name=name),
+        results,
+        out_dir,
+        **batch,
+    )
+
+
+@click.command("background")
+@post_command("background")
+@_classes_option("Classes to keep (default: every garment, bag, shoes, accessory).")
+@click.option(
+    "--color",
+    "color",
+    metavar="COLOUR",
+    help="Fill colour: #rrggbb, r,g,b or a name (default: white).",
+)
+@click.option(
+    "--image",
+    "image",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Background picture, scaled to cover each photo and centre-cropped.",
+)
+@click.option("--blur", is_flag=True, help="Blur the photo's own background.")
+@click.option(
+    "--blur-radius",
+    type=click.FloatRange(min=0, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="Blur radius in pixels, with --blur.",
+)
+def background_command(
+    results: Path,
+    out_dir: Path | None,
+    name: str,
+    classes: Any,
+    color: str | None,
+    image: Path | None,
+    blur: bool,
+    blur_radius: float,
+    **batch: Any,
+) -> None:
+    """Replace everything but the garments with a colour, a picture or a blur."""
+    chosen = [
+        flag
+        for flag, value in (("--color", color), ("--image", image), ("--blur", blur or None))
+        if value is not None
+    ]
+    if len(chosen) > 1:
+        raise click.UsageError(f"Choose one background, not {' and '.join(chosen)}.")
+    backdrop: Any
+    if image is not None:
+        backdrop = image
+    elif blur:
+        backdrop = "blur"
+    else:
+        try:
+            backdrop = parse_color(color or "white")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--color") from None
+    _runner("background")(
+        lambda out: background_job(
+            out,
+            background=backdrop,
+            classes=classes,
+            blur_radius=blur_radius if blur else None,
+            name=name,
+        ),
+        results,
+        out_dir,
+        **batch,
+    )
+
+
+@click.command("overlay")
+@post_command("overlay")
+@_classes_option("Classes to show (default: all).")
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Opacity of the class colours.",
+)
+def overlay_command(
+    results: Path, out_dir: Path | None, name: str, classes: Any, alpha: float, **batch: Any
+) -> None:
+    """Tint each class in its colour over the photo, for review."""
+    _runner("overlay")(
+        lambda out: overlay_job(out, alpha=alpha, classes=classes, name=name),
+        results,
+        out_dir,
+        **batch,
+    )
+
+
+@click.command("stats")
+@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output root (default: RESULTS itself).",
+)
+@click.option(
+    "--min-value",
+    type=click.IntRange(1, 255),
+    default=128,
+    show_default=True,
+    help="A class covers a pixel at this mask value or above.",
+)
+@click.option("--components", is_flag=True, help="Also count connected regions per class (slower).")
+@batch_options
+def stats_command(
+    results: Path, out_dir: Path | None, min_value: int, components: bool, **batch: Any
+) -> None:
+    """Coverage per image and class, and the dataset summary (CSV and JSON).
+
+    Writes coverage.json into each result folder, then stats.csv (one row per image
+    and class), stats_summary.csv and stats.json (the per-class dataset summary).
+    """
+    _runner("stats")(
+        lambda out: stats_job(out, min_value=min_value, components=components),
+        results,
+        out_dir,
+        **batch,
+    )
