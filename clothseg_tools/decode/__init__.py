@@ -196,6 +196,14 @@ def _parse_data_uri(uri: str) -> bytes:
     return urllib.parse.unquote_to_bytes(payload)
 
 
+_PRINTABLE = b"\t\n\r\x0b\x0c" + bytes(range(32, 127))
+
+
+def _is_text(data: bytes) -> bool:
+    """Printable ASCII (base64 text or a URL sent as bytes), not binary junk."""
+    return bool(data.strip()) and not data.translate(None, _PRINTABLE)
+
+
 def _short(text: str, n: int = 32) -> str:
     return repr(text if len(text) <= n else text[:n] + "...")
 
@@ -249,7 +257,7 @@ def _open_value(
         data = bytes(value)
         from ..inputs import sniff_format
 
-        if sniff_format(data) is None and data.isascii() and data.strip():
+        if sniff_format(data) is None and _is_text(data):
             value = data.decode("ascii")  # base64 text or a URL sent as bytes
         else:
             return _Opened(_open_mask(data, label, max_pixels), label)

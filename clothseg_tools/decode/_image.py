@@ -120,7 +120,10 @@ def open_image(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise too_large(f"{what} is too large to decode safely: {exc}") from exc
     except Exception as exc:  # Pillow raises many types on malformed headers
-        raise undecodable(f"{what} could not be read: {exc}") from exc
+        raise undecodable(
+            f"{what} is not a readable {'/'.join(formats)} image ({type(exc).__name__}: {exc}); "
+            "check that it is an image file and not an error page or a truncated download."
+        ) from exc
     check_size(img.size, what, **limits_kw)  # type: ignore[arg-type]
     return img
 
@@ -239,9 +242,11 @@ def _from_int32(img: PILImage.Image) -> npt.NDArray[np.uint8]:
 
 def _from_float(img: PILImage.Image) -> npt.NDArray[np.uint8]:
     arr = np.array(img, dtype=np.float32)
-    np.nan_to_num(arr, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
-    if arr.size and float(arr.max()) <= 1.0:
+    finite = arr[np.isfinite(arr)]
+    # the range of the finite values decides the scale; +inf then means "fully on"
+    if finite.size == 0 or float(finite.max()) <= 1.0:
         arr *= 255.0
+    np.nan_to_num(arr, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
     np.clip(arr, 0.0, 255.0, out=arr)
     np.rint(arr, out=arr)
     return arr.astype(np.uint8)
@@ -301,7 +306,9 @@ def mask_from_image(image: PILImage.Image) -> npt.NDArray[np.uint8]:
         return _from_int32(image)
     if mode == "F":
         return _from_float(image)
-    has_alpha = "A" in image.getbands() or "a" in image.getbands()
+    if mode in ("La", "RGBa"):  # premultiplied: Pillow only converts these to straight alpha
+        return mask_from_image(image.convert(mode.upper()))
+    has_alpha = "A" in image.getbands()
     return mask_from_image(image.convert("RGBA" if has_alpha else "RGB"))
 
 
