@@ -1,0 +1,147 @@
+"""Masks as COCO polygons: every part of a mask, holes included.
+
+COCO draws a polygon annotation by filling each polygon and taking the union, so a
+hole cannot be a polygon of its own (it would be filled in). Each hole is therefore
+joined to the outline around it by a zero-width slit: the ring goes in along a short
+segment, around the hole, and back out along the same segment. Filled with the
+even-odd rule, as pycocotools does, the two passes over the slit cancel and the hole
+stays empty. A mask of several separate parts gives several polygons, one per part.
+
+Outlines come from marching squares at the half-way level (``skimage.measure.
+find_contours``), so they run along pixel edges and cut pixel corners diagonally, and
+are simplified with Douglas-Peucker (``skimage.measure.approximate_polygon``).
+
+Examples
+--------
+>>> import numpy as np
+>>> m = np.zeros((6, 6), bool); m[1:5, 1:5] = True
+>>> mask_to_polygons(m)
+[[4.5, 5.0, 1.5, 5.0, 1.0, 4.5, 1.0, 1.5, 1.5, 1.0, 4.5, 1.0, 5.0, 1.5, 5.0, 4.5]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from .._convert import MaskLike
+from .rle import binary_mask
+
+__all__ = ["mask_to_polygons"]
+
+
+def _ring_area(ring: npt.NDArray[np.float64]) -> float:
+    """Signed area of a closed (first == last) ring by the shoelace formula."""
+    y, x = ring[:, 0], ring[:, 1]
+    return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
+
+
+def _simplify(ring: npt.NDArray[np.float64], tolerance: float) -> npt.NDArray[np.float64]:
+    """Douglas-Peucker on a closed ring, keeping at least a triangle; drops the
+    repeated closing point."""
+    from skimage.measure import approximate_polygon
+
+    if tolerance > 0:
+        simple = approximate_polygon(ring, tolerance)
+        if len(simple) >= 4:  # three corners plus the closing point
+            ring = simple
+    return ring[:-1]
+
+
+def _bridge(
+    outer: npt.NDArray[np.float64], holes: list[npt.NDArray[np.float64]]
+) -> npt.NDArray[np.float64]:
+    """Join each hole to ``outer`` by a zero-width slit at their closest vertices."""
+    if not holes:
+        return outer
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(outer)
+    inserts: list[tuple[int, npt.NDArray[np.float64]]] = []
+    for hole in holes:
+        dist, nearest = tree.query(hole)
+        j = int(np.argmin(dist))
+        # around the hole starting and ending at its vertex j, then back to outer[i]
+        i = int(nearest[j])
+        loop = np.concatenate([hole[j:], hole[: j + 1], outer[i : i + 1]])
+        inserts.append((i, loop))
+    pieces = []
+    start = 0
+    for i, loop in sorted(inserts, key=lambda t: t[0]):
+        pieces.append(outer[start : i + 1])
+        pieces.append(loop)
+        start = i + 1
+    pieces.append(outer[start:])
+    return np.concatenate(pieces)
+
+
+def mask_to_polygons(
+    mask: MaskLike, *, tolerance: float = 0.25, level: int = 128
+) -> list[list[float]]:
+    """Outline a mask as COCO polygons: one per connected part, holes kept.
+
+    Parameters
+    ----------
+    mask
+        (H, W) bool or uint8 mask (uint8 is ``>= level``; a 0/1 uint8 mask is read
+        as such).
+    tolerance
+        Largest distance, in pixels, a simplified outline may stray from the exact
+        one. The default, 0.25 px, drops the points that lie on straight runs of
+        the outline (about two thirds of them) while pycocotools still fills the
+        polygons back into exactly the same pixels on smooth shapes (a test checks
+        it); 0.5 px halves the points again at about 1 % loss of IoU; 0 keeps all.
+    level
+        Threshold for uint8 masks.
+
+    Returns
+    -------
+    list of list of float
+        COCO's nested form ``[[x0, y0, x1, y1, ...], ...]`` in pixel coordinates
+        (pixel ``(row, col)`` covers ``[col, col + 1) x [row, row + 1)``), one
+        polygon of at least three points per part of the mask (8-connected), with
+        that part's holes joined in by zero-width slits. Empty for an empty mask.
+
+    Raises
+    ------
+    ValueError
+        The mask is not 2-D, or not bool / uint8.
+
+    Notes
+    -----
+    pycocotools fills the polygons back into masks (``annToMask``); tests check
+    that the round trip keeps the mask (intersection over union well above 0.9 for
+    shapes a few pixels wide, higher for larger ones). Pixels a polygon can only cut
+    (single pixels joined at a corner, one-pixel lines) may be lost or gained:
+    prefer RLE when every pixel matters.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 9), bool); m[1:4, 1:4] = True; m[1:4, 5:8] = True
+    >>> len(mask_to_polygons(m))  # two separate parts, two polygons
+    2
+    """
+    from skimage.measure import find_contours, label, regionprops
+
+    binary = binary_mask(mask, level=level)
+    polygons: list[list[float]] = []
+    if not binary.any():
+        return polygons
+    labels = label(binary, connectivity=2)
+    for region in regionprops(labels):
+        top, left = region.bbox[0] - 1, region.bbox[1] - 1  # the 1-pixel pad below
+        crop = np.pad(region.image, 1).astype(np.float32)
+        rings = find_contours(crop, 0.5, fully_connected="high")
+        if not rings:
+            continue
+        areas = [abs(_ring_area(r)) for r in rings]
+        outer_at = int(np.argmax(areas))
+        outer = _simplify(rings[outer_at], tolerance)
+        holes = [_simplify(r, tolerance) for i, r in enumerate(rings) if i != outer_at]
+        ring = _bridge(outer, holes)
+        # (row, col) of pixel centres -> COCO (x, y) with pixel corners at integers
+        xy = np.empty((len(ring), 2))
+        xy[:, 0] = ring[:, 1] + (left + 0.5)
+        xy[:, 1] = ring[:, 0] + (top + 0.5)
+        polygons.append([round(float(v), 2) for v in xy.reshape(-1)])
+    return polygons
