@@ -1,0 +1,253 @@
+"""``clothseg serve``: run the local API-compatible server.
+
+The command is defined here and added to the ``clothseg`` group by the CLI. FastAPI
+and uvicorn are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["serve_command"]
+
+_TOKEN = re.compile(r"([?&]sig=)[^&\s\"]+")
+
+
+class _RedactLinks(logging.Filter):
+    """Hide result-link secrets (``?sig=...``) in uvicorn's access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN.sub(r"\1<redacted>", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
+def _parse_faults(values: tuple[str, ...]) -> dict[str, float]:
+    faults: dict[str, float] = {}
+    for value in values:
+        spec, sep, prob = value.rpartition("@")
+        if not sep or not spec:
+            raise click.BadParameter(
+                f"{value!r} should be SPEC@PROBABILITY, e.g. 'status=503@0.1'.",
+                param_hint="--fault",
+            )
+        try:
+            faults[spec] = float(prob)
+        except ValueError:
+            raise click.BadParameter(
+                f"{prob!r} is not a probability (0..1) in {value!r}.", param_hint="--fault"
+            ) from None
+    return faults
+
+
+def _parse_engine_options(values: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(
+                f"{value!r} should be KEY=VALUE.", param_hint="--engine-option"
+            )
+        options[key.strip().replace("-", "_")] = _scalar(raw.strip())
+    return options
+
+
+def _scalar(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--engine",
+    default=None,
+    help="Segmentation engine (default: local when installed, else replay).",
+)
+@click.option(
+    "--replay-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of recorded results for the replay engine.",
+)
+@click.option(
+    "--engine-option",
+    "engine_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Option passed to the engine (repeatable).",
+)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    metavar="KEY",
+    help="Accepted API key (repeatable); also CLOTHSEG_SERVER_KEYS=key1,key2.",
+)
+@click.option(
+    "--workers", default=2, show_default=True, type=click.IntRange(1), help="Engine worker threads."
+)
+@click.option(
+    "--max-queue",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Tasks waiting for a worker before new ones get 429.",
+)
+@click.option(
+    "--sync-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a sync=1 request waits before answering 'processing'.",
+)
+@click.option(
+    "--result-ttl",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds results and their links live.",
+)
+@click.option(
+    "--mask-format",
+    type=click.Choice(["url", "base64"]),
+    default="url",
+    show_default=True,
+    help="Masks as links to PNGs, or PNGs inline as base64.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep tasks and results on disk here (survive restarts).",
+)
+@click.option("--public-url", default=None, help="Base URL for result links when behind a proxy.")
+@click.option(
+    "--allow-private-urls",
+    is_flag=True,
+    help="Let image_url reach private, loopback and link-local addresses.",
+)
+@click.option(
+    "--fetch-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Connect/read timeout for image_url downloads, in seconds.",
+)
+@click.option(
+    "--test-controls",
+    is_flag=True,
+    help="Enable /_clothseg/reset, progression and fault injection (for tests).",
+)
+@click.option(
+    "--progression",
+    default="immediate",
+    show_default=True,
+    help="immediate, time:<seconds> or manual:<reads> (needs --test-controls).",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="SPEC@P",
+    help="Random fault with probability P, e.g. 'status=503@0.1' (needs --test-controls).",
+)
+@click.option("--fault-seed", type=int, default=None, help="Seed for the random faults.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def serve_command(
+    host: str,
+    port: int,
+    engine: str | None,
+    replay_dir: Path | None,
+    engine_option: tuple[str, ...],
+    api_keys: tuple[str, ...],
+    workers: int,
+    max_queue: int,
+    sync_timeout: float,
+    result_ttl: float,
+    mask_format: str,
+    data_dir: Path | None,
+    public_url: str | None,
+    allow_private_urls: bool,
+    fetch_timeout: float,
+    test_controls: bool,
+    progression: str,
+    faults: tuple[str, ...],
+    fault_seed: int | None,
+    log_level: str,
+) -> None:
+    """Serve the clothing segmentation API locally (API.md), with the project's engines.
+
+    Example: clothseg serve --engine replay --replay-dir records/ --api-key KEY
+    """
+    from ..errors import ClothsegError
+
+    engine_options = _parse_engine_options(engine_option)
+    if replay_dir is not None:
+        engine_options["replay_dir"] = replay_dir
+    try:
+        import uvicorn
+
+        from .app import create_app
+        from .settings import ServerSettings
+
+        settings = ServerSettings.from_options(
+            api_keys=api_keys,
+            engine=engine,
+            engine_options=engine_options,
+            workers=workers,
+            max_queue=max_queue,
+            sync_timeout=sync_timeout,
+            result_ttl=result_ttl,
+            mask_format=mask_format,
+            data_dir=data_dir,
+            public_url=public_url,
+            allow_private_urls=allow_private_urls,
+            fetch_timeout=fetch_timeout,
+            test_controls=test_controls,
+            progression=progression,
+            faults=_parse_faults(faults),
+            fault_seed=fault_seed,
+        )
+        app = create_app(settings)
+    except ImportError as exc:
+        raise click.ClickException(
+            f"The server needs packages that are not installed ({exc.name}); install them "
+            "with: pip install 'clothseg_tools[server]'"
+        ) from None
+    except ClothsegError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, http="h11")
+    # after Config: it installs uvicorn's logging configuration
+    logging.getLogger("uvicorn.access").addFilter(_RedactLinks())
+    click.echo(
+        f"clothseg serve: engine {app.state.clothseg.engine_name}, {workers} worker(s), "
+        f"{len(settings.api_keys)} API key(s), results "
+        f"{'in ' + str(data_dir) if data_dir else 'in memory'}"
+        f"{', TEST CONTROLS ON' if test_controls else ''}"
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,222 @@
+"""Reading a create request: multipart, form fields or JSON, with bounded reads.
+
+The body is parsed by python-multipart (through Starlette) while its bytes are
+counted: a body larger than the 20 MB image limit plus room for the form's own
+framing is refused with 413 as soon as the count passes it, and a declared
+``Content-Length`` over it is refused before reading anything. Nothing is buffered
+beyond the limit. Options are accepted as numbers or numeric strings, and every
+refusal says what was wrong and how to send it instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+
+from .. import limits
+from .responses import ApiProblem
+
+__all__ = ["FIELDS_LIMIT", "MULTIPART_LIMIT", "OPTIONS", "CreateRequest", "read_create_request"]
+
+#: Multipart framing allowed on top of the image (boundaries, part headers, fields).
+MULTIPART_OVERHEAD = 64 * 1024
+
+#: Largest multipart body read.
+MULTIPART_LIMIT = limits.MAX_FILE_BYTES + MULTIPART_OVERHEAD
+
+#: Largest body without a file (form fields or JSON).
+FIELDS_LIMIT = 64 * 1024
+
+#: Option name -> (accepted values, default), as in API.md.
+OPTIONS: dict[str, tuple[tuple[int, ...], int]] = {
+    "sync": ((0, 1), 0),
+    "detail_mode": ((1, 2), 1),
+    "output_type": ((1, 2, 3), 1),
+    "quality": ((1, 2), 1),
+    "class_type": ((1, 2, 3, 4), 1),
+}
+
+
+class _BodyTooLarge(MultiPartException):
+    """The body passed its limit while being read (a MultiPartException, so Starlette
+    closes the temporary files it opened)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateRequest:
+    """A parsed create request."""
+
+    image_bytes: bytes | None
+    image_name: str
+    image_url: str | None
+    sync: bool
+    detail_mode: int
+    output_type: int
+    quality: int
+    class_type: int
+
+
+async def _counted(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
+    total = 0
+    async for chunk in stream:
+        total += len(chunk)
+        if total > limit:
+            raise _BodyTooLarge(f"more than {limit} bytes")
+        yield chunk
+
+
+def _too_large(limit: int) -> ApiProblem:
+    if limit == MULTIPART_LIMIT:
+        return ApiProblem(
+            413,
+            f"The upload is larger than {limits.MAX_FILE_BYTES // 2**20} MB "
+            f"({limits.MAX_FILE_BYTES} bytes), the largest image accepted; save it as JPEG "
+            "or scale it down.",
+        )
+    return ApiProblem(
+        413,
+        f"The request body is larger than {limit} bytes, the most form fields without an "
+        "image file may take; send the image as the multipart file image_file.",
+    )
+
+
+async def read_create_request(request: Request) -> CreateRequest:
+    """Parse and validate the create request's body.
+
+    Raises
+    ------
+    ApiProblem
+        400 for a malformed body or bad fields, 413 for a body over the limit.
+    """
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    limit = MULTIPART_LIMIT if ctype == "multipart/form-data" else FIELDS_LIMIT
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)  # refused before reading a byte of it
+    stream = _counted(request.stream(), limit)
+    fields: Mapping[str, Any]
+    try:
+        if ctype == "multipart/form-data":
+            parser = MultiPartParser(
+                request.headers, stream, max_files=1, max_fields=32, max_part_size=FIELDS_LIMIT
+            )
+            fields = await parser.parse()
+        elif ctype == "application/x-www-form-urlencoded":
+            fields = await FormParser(request.headers, stream).parse()
+        elif ctype == "application/json":
+            fields = _json_fields(b"".join([chunk async for chunk in stream]))
+        else:
+            shown = f"Content-Type {ctype}" if ctype else "no Content-Type"
+            raise ApiProblem(
+                400,
+                f"The request has {shown}; send multipart/form-data with the image as the "
+                "file field image_file, or form fields with image_url.",
+            )
+    except _BodyTooLarge:
+        raise _too_large(limit) from None
+    except MultiPartException as exc:
+        raise ApiProblem(
+            400,
+            f"The multipart body could not be read ({exc.message}); send one file field "
+            "image_file and plain form fields for the options.",
+        ) from None
+    except ClientDisconnect:
+        raise ApiProblem(400, "The client disconnected before sending the whole body.") from None
+    try:
+        return await _parse_fields(fields)
+    finally:
+        for value in _values(fields):
+            if isinstance(value, UploadFile):
+                await value.close()
+
+
+def _values(fields: Mapping[str, Any]) -> list[Any]:
+    multi = getattr(fields, "multi_items", None)
+    return [v for _, v in multi()] if multi is not None else list(fields.values())
+
+
+def _json_fields(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        raise ApiProblem(400, f"The JSON body does not parse ({exc}).") from None
+    if not isinstance(parsed, dict):
+        raise ApiProblem(400, "The JSON body must be an object of fields (image_url, sync, ...).")
+    return parsed
+
+
+async def _parse_fields(fields: Mapping[str, Any]) -> CreateRequest:
+    options = {name: _option(fields.get(name), name) for name in OPTIONS}
+    upload = fields.get("image_file")
+    url = fields.get("image_url")
+    if url is not None and not isinstance(url, str):
+        raise ApiProblem(400, "image_url must be a text field holding the image's address.")
+    url = (url or "").strip() or None
+    data: bytes | None = None
+    name = "image_file"
+    if isinstance(upload, UploadFile):
+        if upload.size is not None and upload.size > limits.MAX_FILE_BYTES:
+            raise ApiProblem(
+                413,
+                f"image_file is {upload.size} bytes; the limit is {limits.MAX_FILE_BYTES} bytes "
+                f"({limits.MAX_FILE_BYTES // 2**20} MB). Save it as JPEG or scale it down.",
+            )
+        data = await upload.read()
+        name = upload.filename or name
+        if not data:
+            data = None  # an empty file field counts as no file, as in an HTML form
+    elif upload not in (None, ""):
+        raise ApiProblem(
+            400,
+            "image_file must be sent as a multipart file part (with a filename), not as a "
+            "text field.",
+        )
+    if data is not None and url is not None:
+        raise ApiProblem(400, "Both image_file and image_url were given; send exactly one of them.")
+    if data is None and url is None:
+        raise ApiProblem(
+            400,
+            "No image: send the image as the multipart file field image_file, or its "
+            "address in the field image_url.",
+        )
+    return CreateRequest(
+        image_bytes=data,
+        image_name=name,
+        image_url=url,
+        sync=bool(options.pop("sync")),
+        **options,
+    )
+
+
+def _option(raw: Any, name: str) -> int:
+    allowed, default = OPTIONS[name]
+    choices = ", ".join(str(v) for v in allowed)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return default
+    value: float = math.nan
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            value = math.nan
+    if math.isfinite(value) and value == int(value) and int(value) in allowed:
+        return int(value)
+    shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
+    return _bad_option(name, shown, choices)
+
+
+def _bad_option(name: str, shown: str, choices: str) -> int:
+    raise ApiProblem(
+        400,
+        f"{name} must be one of {choices} (as a number or a numeric string), got {shown}; "
+        "see the API reference for what each value means.",
+    )
