@@ -15,6 +15,7 @@ from PIL import Image, ImageFile
 
 from clothseg_tools import MaskSet
 from clothseg_tools._io import encode_png
+from clothseg_tools.decode import _b64decode as b64decode_loose
 from clothseg_tools.decode import (
     decode_mask,
     decode_masks,
@@ -26,7 +27,6 @@ from clothseg_tools.decode import (
     read_mask_file,
     redact_url,
 )
-from clothseg_tools.decode import _b64decode as b64decode_loose
 from clothseg_tools.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -331,7 +331,7 @@ def test_corrupt_crc_is_refused():
 def test_truncated_data_names_the_source_file(tmp_path):
     path = tmp_path / "bottoms.png"
     path.write_bytes(PNG[:-30])
-    with pytest.raises(MaskDecodeError, match="bottoms.png"):
+    with pytest.raises(MaskDecodeError, match=r"bottoms\.png"):
         read_mask_file(path)
     with pytest.raises(FileNotFoundError):
         read_mask_file(tmp_path / "missing.png")
@@ -469,7 +469,7 @@ def test_server_errors_are_retried_by_the_default_session(http_server):
 
 def test_slow_server_times_out(http_server, caplog):
     url = http_server.add("/slow.png", PNG, delay=1.0) + "?" + SECRET
-    with pytest.raises(APITimeoutError, match="slow.png") as exc:
+    with pytest.raises(APITimeoutError, match=r"slow\.png") as exc:
         download(url, session=requests.Session(), timeout=(2.0, 0.2))
     assert isinstance(exc.value, APIConnectionError)
     _assert_secret_hidden(exc.value, caplog)
