@@ -49,7 +49,9 @@ __all__ = [
     "parse_classes",
     "parse_color",
     "read_coverage",
+    "result_masks",
     "stats_job",
+    "wearable_classes",
     "write_dataset_stats",
 ]
 
@@ -192,15 +194,26 @@ def encode_image(array: npt.NDArray[np.uint8], name: str) -> bytes:
     return encode_png(array)
 
 
-def _masks_of(result: SegmentationResult) -> MaskSet:
-    """The class masks, or the per-garment parts when only those were asked for."""
+def result_masks(result: SegmentationResult) -> MaskSet:
+    """The class masks, or the per-garment parts when only those were asked for
+    (``output_type=2``)."""
     if len(result.masks) == 0 and result.parts is not None and len(result.parts):
         return result.parts
     return result.masks
 
 
-def _wearable(masks: MaskSet, classes: Sequence[str] | None) -> tuple[str, ...]:
-    """The classes to merge: the given ones, else every wearable class the set has."""
+def wearable_classes(masks: MaskSet, classes: Sequence[str] | None) -> tuple[str, ...]:
+    """The classes to merge: the given ones, else every wearable class the set has.
+
+    Per-garment parts count by their class (``tops_0`` is worn); a set with no
+    wearable class at all gives all its classes.
+
+    Examples
+    --------
+    >>> ms = MaskSet({"hair": np.zeros((1, 1), bool), "tops": np.zeros((1, 1), bool)})
+    >>> wearable_classes(ms, None), wearable_classes(ms, ["hair"])
+    (('tops',), ('hair',))
+    """
     if classes:
         return tuple(classes)
     worn = tuple(c for c in masks.classes if canonical_class(c).split("_")[0] in WEARABLE_CLASSES)
@@ -285,8 +298,8 @@ def merge_job(
     from ..ops import merge
 
     def produce(item: BatchItem, result: SegmentationResult) -> npt.NDArray[np.uint8]:
-        masks = _masks_of(result)
-        return merge(masks, list(_wearable(masks, classes)))
+        masks = result_masks(result)
+        return merge(masks, list(wearable_classes(masks, classes)))
 
     return image_job("merge", produce, out_dir, name=name, options={"classes": list(classes or ())})
 
@@ -302,10 +315,13 @@ def labelmap_job(
     """A palette label PNG per image (0 background, ``i`` = ``1 + index in classes``).
 
     ``classes`` defaults to the full vocabulary, so label ids mean the same class in
-    every image of the dataset whatever classes each result holds.
+    every image of the dataset whatever classes each result holds (per-garment parts
+    such as ``tops_0`` get labels only when named in ``classes``). Where classes
+    overlap, the earliest in ``priority`` wins (see :func:`~clothseg_tools.label_map`).
     """
     from ..classes import CLASSES
     from ..export import save_label_png
+    from ..ops import label_map
 
     label_classes = tuple(classes) if classes else CLASSES
     filename = name or DEFAULT_NAMES["labelmap"]
@@ -314,13 +330,13 @@ def labelmap_job(
     def work(item: BatchItem) -> ItemOutput:
         result = SegmentationResult.load(item.source)
         path, rel = output_path(out, item, filename)
-        save_label_png(
-            path,
-            _masks_of(result),
-            classes=list(label_classes),
+        labels = label_map(
+            result_masks(result),
+            list(label_classes),
             priority=list(priority) if priority else None,
             min_value=min_value,
         )
+        save_label_png(labels, path, classes=label_classes)
         return ItemOutput(checksums={rel: sha256_file(path)})
 
     return Job(
@@ -355,8 +371,8 @@ def cutout_job(
 
     def produce(item: BatchItem, result: SegmentationResult) -> npt.NDArray[np.uint8]:
         photo = load_photo(result, folder=item.source)
-        masks = _masks_of(result)
-        alpha = merge(masks, list(_wearable(masks, classes)))
+        masks = result_masks(result)
+        alpha = merge(masks, list(wearable_classes(masks, classes)))
         return cutout(photo, alpha, decontaminate=decontaminate)
 
     return image_job(
@@ -413,8 +429,8 @@ def background_job(
 
     def produce(item: BatchItem, result: SegmentationResult) -> npt.NDArray[np.uint8]:
         photo = load_photo(result, folder=item.source)
-        masks = _masks_of(result)
-        keep = merge(masks, list(_wearable(masks, classes)))
+        masks = result_masks(result)
+        keep = merge(masks, list(wearable_classes(masks, classes)))
         return replace_background(photo, keep, backdrop, fit="cover", **radius)
 
     return image_job(
@@ -438,7 +454,7 @@ def overlay_job(
 
     def produce(item: BatchItem, result: SegmentationResult) -> npt.NDArray[np.uint8]:
         photo = load_photo(result, folder=item.source)
-        masks = _masks_of(result)
+        masks = result_masks(result)
         shown = [c for c in classes if c in masks] if classes else None
         return overlay(photo, masks, alpha=alpha, classes=shown)
 
@@ -480,7 +496,7 @@ def stats_job(
         t0 = time.perf_counter()
         result = SegmentationResult.load(item.source)
         t1 = time.perf_counter()
-        cov = coverage(_masks_of(result), min_value=min_value, components=components)
+        cov = coverage(result_masks(result), min_value=min_value, components=components)
         h, w = result.shape
         doc = {
             "image": item.key,

@@ -24,6 +24,7 @@ from .post import (
     overlay_command,
     stats_command,
 )
+from .report import demo_command, report_command
 from .segment import segment_command
 
 __all__ = ["main"]
@@ -52,5 +53,7 @@ for _command in (
     background_command,
     overlay_command,
     stats_command,
+    report_command,
+    demo_command,
 ):
     main.add_command(_command)

@@ -1,0 +1,110 @@
+"""``clothseg report`` (the review page) and ``clothseg demo`` (the whole job offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["demo_command", "report_command"]
+
+
+@click.command("report")
+@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file (default: RESULTS/report.html).",
+)
+@click.option("--title", help="Page title (default: the folder's name).")
+@click.option(
+    "--thumb-size",
+    type=click.IntRange(32, 2048),
+    default=320,
+    show_default=True,
+    help="Longest side of the pictures on the page, in pixels.",
+)
+@click.option("--max-images", type=click.IntRange(min=1), help="Show at most this many images.")
+@click.option(
+    "-w",
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Threads making pictures.",
+)
+def report_command(
+    results: Path,
+    out: Path | None,
+    title: str | None,
+    thumb_size: int,
+    max_images: int | None,
+    workers: int,
+) -> None:
+    """Write a self-contained HTML review page of a results folder.
+
+    Per image: the photo, the overlay, the cutout and its coverage; the dataset's
+    coverage charts; every failure with its reason. Viewable offline.
+    """
+    from ..report import build_report
+
+    page = build_report(
+        results, out=out, title=title, thumb_size=thumb_size, max_images=max_images, workers=workers
+    )
+    click.echo(f"Report: {page}\nOpen it in a browser: {page.resolve().as_uri()}")
+
+
+@click.command("demo")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("clothseg-demo"),
+    show_default=True,
+    help="Folder for the sample photos, results and report.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "replay"]),
+    default="local",
+    show_default=True,
+    help="In-process engine that segments the photos.",
+)
+@click.option(
+    "-w",
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Images processed at once.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def demo_command(out: Path, engine: str, workers: int, quiet: bool) -> None:
+    """Run the whole job offline on sample photos and write the review report.
+
+    Segments scikit-image's sample photos of people plus a few generated ones with
+    the local engine (no API key needed), makes overlays, cutouts, label maps and
+    statistics, and writes OUT/results/report.html.
+    """
+    from ..demo import run_demo
+    from ._common import TqdmProgress
+
+    def progress(step: str) -> TqdmProgress:
+        return TqdmProgress(step, quiet=quiet)
+
+    def say(message: str) -> None:
+        if not quiet:
+            click.echo(message, err=True)
+
+    demo = run_demo(out, engine=engine, workers=workers, progress=progress, log=say)
+    for step, summary in demo.summaries.items():
+        failed = summary.failed + summary.failed_before
+        click.echo(
+            f"{step:<10} {summary.done + summary.skipped:>3} done"
+            + (f", {failed} failed" if failed else "")
+        )
+    click.echo(f"Report: {demo.report}\nOpen it in a browser: {demo.report.resolve().as_uri()}")
+    click.get_current_context().exit(demo.exit_code)
