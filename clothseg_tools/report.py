@@ -110,7 +110,7 @@ def svg_bar_chart(
     ]
     if title:
         parts.append(f'<text x="0" y="16" class="title">{html.escape(title)}</text>')
-    for i, (label, value) in enumerate(zip(labels, values)):
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         y = top + i * (bar_height + 6)
         color = _hex(colors[i]) if colors is not None else _hex(class_color(label))
         length = max(0.0, min(1.0, float(value) / peak)) * plot_w
