@@ -118,3 +118,59 @@ def test_save_load_round_trip(tmp_path_factory, stack):
     assert back.classes == ms.classes
     # atomic writes leave no temporary files behind
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_load_folder_without_index_reads_known_classes_in_order(tmp_path):
+    from clothseg_tools._io import write_png
+
+    hair = np.eye(4, dtype=np.uint8) * 255
+    tops = np.full((4, 4), 7, np.uint8)
+    write_png(tmp_path / "tops.png", tops)
+    write_png(tmp_path / "hair.png", hair)
+    write_png(tmp_path / "notes.png", tops)  # not a class name: ignored
+    ms = MaskSet.load(tmp_path)
+    assert ms.classes == ("hair", "tops")  # CLASSES order, not file order
+    np.testing.assert_array_equal(ms["hair"], hair)
+    np.testing.assert_array_equal(ms["tops"], tops)
+
+
+def test_load_converts_masks_written_by_other_tools(tmp_path):
+    from PIL import Image
+
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "tops.png")  # 16-bit
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = grey
+    Image.fromarray(rgba).save(tmp_path / "hair.png")  # white through alpha
+    ms = MaskSet.load(tmp_path)
+    np.testing.assert_array_equal(ms["tops"], grey)
+    np.testing.assert_array_equal(ms["hair"], grey)
+
+
+def test_load_errors(tmp_path):
+    from clothseg_tools.errors import MaskDecodeError
+
+    with pytest.raises(FileNotFoundError):
+        MaskSet.load(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match=r"masks\.json"):
+        MaskSet.load(tmp_path)
+    ms = MaskSet({"tops": np.eye(3, dtype=bool), "hair": np.zeros((3, 3), bool)})
+    ms.save(tmp_path / "a")
+    (tmp_path / "a" / "hair.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+    with pytest.raises(MaskDecodeError, match=r"hair\.png"):
+        MaskSet.load(tmp_path / "a")
+    ms.save(tmp_path / "b")
+    MaskSet({"hair": np.zeros((2, 5), bool)}).save(tmp_path / "c")
+    (tmp_path / "b" / "hair.png").write_bytes((tmp_path / "c" / "hair.png").read_bytes())
+    with pytest.raises(ShapeMismatchError, match=r"\(2, 5\).*\(3, 3\)"):
+        MaskSet.load(tmp_path / "b")
+    (tmp_path / "b" / "masks.json").write_text("{not json")
+    with pytest.raises(MaskDecodeError, match="not a valid MaskSet index"):
+        MaskSet.load(tmp_path / "b")
+
+
+def test_save_load_keeps_odd_class_names(tmp_path):
+    ms = MaskSet({"tops/0": np.eye(2, dtype=bool), "scarf 1": np.ones((2, 2), bool)})
+    back = MaskSet.load(ms.save(tmp_path))
+    assert back == ms
