@@ -254,12 +254,23 @@ class TaskFailedError(APIError):
         The failed task.
     state : int or None
         The state the service reported.
+    status : int or None
+        The status the service answered the failed task with (422: the image could
+        not be processed; 500: the engine failed), when it sent one.
     """
 
-    def __init__(self, message: str, *, task_id: str | None = None, state: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str | None = None,
+        state: int | None = None,
+        status: int | None = None,
+    ):
         super().__init__(message)
         self.task_id = task_id
         self.state = state
+        self.status = status
 
 
 class WaitTimeoutError(APIError):
