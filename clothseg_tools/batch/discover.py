@@ -166,7 +166,7 @@ def _clean_key(key: str) -> str:
     return "/".join(parts) or "image"
 
 
-def _read_list(list_file: Path, extensions: frozenset[str]) -> list[tuple[str, Path | None]]:
+def _read_list(list_file: Path) -> list[tuple[str, Path | None]]:
     """Entries of a ``.txt`` list: one path (relative to the list's folder) or URL a line."""
     entries: list[tuple[str, Path | None]] = []
     base = list_file.parent
@@ -251,8 +251,8 @@ def _expand(text: str, exts: frozenset[str], skip: list[Path]) -> list[tuple[str
         return [(str(p), _relative_key(p, base)) for p in _walk(base, exts, skip)]
     if path.is_file() and path.suffix.lower() == ".txt":
         out = []
-        for source, base in _read_list(path, exts):
-            key = _url_key(source) if base is None else _relative_key(Path(source), base)
+        for source, list_base in _read_list(path):
+            key = _url_key(source) if list_base is None else _relative_key(Path(source), list_base)
             out.append((source, key))
         return out
     if path.is_file():

@@ -102,11 +102,11 @@ def parse_color(text: str) -> tuple[int, int, int]:
     raw = text.strip()
     if "," in raw:
         try:
-            values = tuple(int(v) for v in raw.split(","))
+            values = [int(v) for v in raw.split(",")]
         except ValueError:
-            values = ()
+            values = []
         if len(values) == 3 and all(0 <= v <= 255 for v in values):
-            return values  # type: ignore[return-value]
+            return (values[0], values[1], values[2])
         raise ValueError(f"Colour {text!r} must be three numbers 0..255 like 255,255,255.")
     try:
         rgb = ImageColor.getrgb(raw)
@@ -576,10 +576,12 @@ def write_dataset_stats(job: Job, items: Sequence[BatchItem]) -> tuple[Path, Pat
     atomic_write_bytes(csv_path, buf.getvalue().encode("utf-8"))
     summary = summarize(per_image)
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["class", *_SUMMARY_COLUMNS])
+    summary_writer = csv.writer(buf, lineterminator="\n")
+    summary_writer.writerow(["class", *_SUMMARY_COLUMNS])
     for name, row in summary.items():
-        writer.writerow([name, *("" if row[c] is None else row[c] for c in _SUMMARY_COLUMNS)])
+        summary_writer.writerow(
+            [name, *("" if row[c] is None else row[c] for c in _SUMMARY_COLUMNS)]
+        )
     atomic_write_bytes(job.out_dir / STATS_SUMMARY_CSV, buf.getvalue().encode("utf-8"))
     atomic_write_json(
         json_path,

@@ -142,9 +142,9 @@ class _RemoteSegmenter:
 
     def __call__(self, item: BatchItem) -> SegmentationResult:
         image = item.location if item.is_url else _read_source(item)
-        result = self._client.segment(image, **self._options)
+        result: SegmentationResult = self._client.segment(image, **self._options)
         result.source = item.source  # the manifest's name for it: no signed query string
-        return result  # type: ignore[no-any-return]
+        return result
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

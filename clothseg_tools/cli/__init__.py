@@ -45,6 +45,30 @@ def main(verbose: int) -> None:
         )
 
 
+def _serve_command() -> click.Command:
+    """``clothseg serve`` from the server package; its heavy imports wait until it runs.
+
+    Should even the command's module be unimportable, a stand-in says what to install,
+    so ``clothseg --help`` and every other command keep working.
+    """
+    try:
+        from ..server.cli import serve_command
+    except ImportError as exc:
+        reason = exc.name or str(exc)
+
+        @click.command("serve", context_settings={"ignore_unknown_options": True})
+        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+        def serve_missing(args: tuple[str, ...]) -> None:
+            """Run the local API-compatible server (needs the [server] extra)."""
+            raise click.ClickException(
+                f"EngineUnavailableError: clothseg serve needs packages that are not "
+                f"installed ({reason}). Install them with: pip install 'clothseg_tools[server]'"
+            )
+
+        return serve_missing
+    return serve_command
+
+
 for _command in (
     segment_command,
     merge_command,
@@ -55,5 +79,6 @@ for _command in (
     stats_command,
     report_command,
     demo_command,
+    _serve_command(),
 ):
     main.add_command(_command)

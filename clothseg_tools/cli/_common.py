@@ -43,7 +43,7 @@ class CliError(click.ClickException):
 
     def __init__(self, exc: BaseException) -> None:
         super().__init__(f"{type(exc).__name__}: {exc}")
-        self.exit_code = 2 if isinstance(exc, ConfigurationError) else 1
+        self.exit_code = 2 if isinstance(exc, ConfigurationError) else 1  # type: ignore[misc]
 
 
 class ClothsegGroup(click.Group):

@@ -110,7 +110,7 @@ def _runner(command: str) -> Callable[..., Any]:
     return functools.partial(run_post, command)
 
 
-@click.command("merge")
+@click.command("merge", short_help="Merge classes into one mask per image.")
 @post_command("merge")
 @_classes_option("Classes to merge (default: every garment, bag, shoes, accessory).")
 def merge_command(
@@ -122,7 +122,7 @@ def merge_command(
     )
 
 
-@click.command("labelmap")
+@click.command("labelmap", short_help="Write a palette label PNG per image.")
 @post_command("labelmap")
 @_classes_option("Classes that get labels, in label order (default: all twelve).")
 @click.option(
@@ -157,7 +157,7 @@ def labelmap_command(
     )
 
 
-@click.command("cutout")
+@click.command("cutout", short_help="Cut the garments out as RGBA PNGs.")
 @post_command("cutout")
 @_classes_option("Classes to keep (default: every garment, bag, shoes, accessory).")
 @click.option(
@@ -177,7 +177,7 @@ def cutout_command(
     )
 
 
-@click.command("background")
+@click.command("background", short_help="Replace the background: colour, picture or blur.")
 @post_command("background")
 @_classes_option("Classes to keep (default: every garment, bag, shoes, accessory).")
 @click.option(
@@ -243,7 +243,7 @@ def background_command(
     )
 
 
-@click.command("overlay")
+@click.command("overlay", short_help="Tint the classes over each photo for review.")
 @post_command("overlay")
 @_classes_option("Classes to show (default: all).")
 @click.option(
@@ -265,7 +265,7 @@ def overlay_command(
     )
 
 
-@click.command("stats")
+@click.command("stats", short_help="Coverage per image and dataset summary (CSV, JSON).")
 @click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "-o",

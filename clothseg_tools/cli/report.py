@@ -9,7 +9,7 @@ import click
 __all__ = ["demo_command", "report_command"]
 
 
-@click.command("report")
+@click.command("report", short_help="Write an offline HTML review page of results.")
 @click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "-o",
@@ -56,7 +56,7 @@ def report_command(
     click.echo(f"Report: {page}\nOpen it in a browser: {page.resolve().as_uri()}")
 
 
-@click.command("demo")
+@click.command("demo", short_help="Run the whole job offline on sample photos.")
 @click.option(
     "-o",
     "--out",

@@ -14,7 +14,7 @@ from ._common import TqdmProgress, batch_options, finish_batch
 __all__ = ["segment_command"]
 
 
-@click.command("segment")
+@click.command("segment", short_help="Segment images into result folders (resumable).")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option(
     "-o",

@@ -1,0 +1,405 @@
+"""The ``clothseg`` commands through click's CliRunner: segment, resume, post-processing,
+exit codes and error messages. End-to-end runs in real processes are in test_cli_e2e.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from clothseg_tools import MaskSet
+from clothseg_tools._io import encode_png
+from clothseg_tools.batch import read_manifest
+from clothseg_tools.cli import main
+from clothseg_tools.engines.replay import record
+
+GOOD = ("a/shirt.png", "b/shirt.png", "c.png", "d.jpg", "e/f/g.png")
+
+
+def photo(seed: int, shape: tuple[int, int] = (48, 64)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+
+
+def masks_for(image: np.ndarray) -> MaskSet:
+    """Deterministic masks that depend on the picture (so different photos differ)."""
+    return MaskSet({
+        "tops": (image[..., 0] > 128),
+        "bottoms": (image[..., 1] > 170),
+        "hair": (image[..., 2] // 2 + 10).astype(np.uint8),
+    })  # fmt: skip
+
+
+def make_inputs(root: Path, *, record_dir: Path | None = None, bad: bool = True) -> dict[str, Path]:
+    """A folder of photos: good ones (two same-named in different folders) and bad ones.
+
+    Good photos are recorded for the replay engine in ``record_dir``.
+    """
+    paths = {}
+    for i, name in enumerate(GOOD):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img = photo(i)
+        if name.endswith(".jpg"):
+            Image.fromarray(img).save(path, format="JPEG", quality=95)
+            img = np.asarray(Image.open(path).convert("RGB"))
+        else:
+            path.write_bytes(encode_png(img))
+        if record_dir is not None:
+            parts = {"tops_0": img[..., 0] > 200, "tops_1": img[..., 0] > 240}
+            record(record_dir, path.read_bytes(), masks_for(img), parts)
+        paths[name] = path
+    if bad:
+        (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+        # over 4096 pixels on a side: tiny file, refused before decoding the pixels
+        (root / "too_wide.png").write_bytes(encode_png(np.zeros((1, 4097), np.uint8)))
+        # over 20 MB: a sparse file that starts like a PNG
+        with open(root / "huge.png", "wb") as fh:
+            fh.write(b"\x89PNG\r\n\x1a\n")
+            fh.truncate(21 * 1024 * 1024)
+        paths.update(
+            corrupt=root / "corrupt.jpg", too_wide=root / "too_wide.png", huge=root / "huge.png"
+        )
+    return paths
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> tuple[Path, Path]:
+    """``(photos folder, replay record folder)``."""
+    photos, rec = tmp_path / "photos", tmp_path / "rec"
+    make_inputs(photos, record_dir=rec)
+    return photos, rec
+
+
+def run(*args: object, code: int | None = None) -> object:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if code is not None:
+        assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    return result
+
+
+def segment(photos: Path, out: Path, rec: Path, *extra: object, code: int | None = None):
+    return run(
+        "segment",
+        photos,
+        "--out",
+        out,
+        "--engine",
+        "replay",
+        "--replay-dir",
+        rec,
+        *extra,
+        code=code,
+    )
+
+
+# -- the group ------------------------------------------------------------------------------
+
+
+def test_help_lists_every_command_with_one_line():
+    out = run("--help", code=0).output
+    for command in (
+        "segment",
+        "merge",
+        "labelmap",
+        "cutout",
+        "background",
+        "overlay",
+        "stats",
+        "report",
+        "demo",
+        "serve",
+    ):
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(command + " "))
+        assert len(line.split(None, 1)[1]) > 10, line
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["segment", "merge", "labelmap", "cutout", "background", "overlay", "stats", "report", "demo"],
+)
+def test_every_command_has_help(command):
+    assert "Usage: " in run(command, "--help", code=0).output
+
+
+# -- segment --------------------------------------------------------------------------------
+
+
+def test_segment_records_every_input_done_or_failed_with_its_reason(inputs, tmp_path):
+    photos, rec = inputs
+    out = tmp_path / "out"
+    result = segment(photos, out, rec, "--output-type", "3", code=1)
+    records = read_manifest(out / "manifest.jsonl")
+    by_key = {r["key"]: r for r in records.values()}
+    assert set(by_key) == {"a/shirt", "b/shirt", "c", "d", "e/f/g", "corrupt", "too_wide", "huge"}
+    errors = {k: r["error"]["type"] for k, r in by_key.items() if r["status"] == "failed"}
+    assert errors == {
+        "corrupt": "ImageDecodeError",
+        "too_wide": "ImageTooLargeError",
+        "huge": "FileTooLargeError",
+    }
+    assert "4096" in by_key["too_wide"]["error"]["message"]
+    assert "20 MB" in by_key["huge"]["error"]["message"]
+    for key in ("a/shirt", "b/shirt", "c", "d", "e/f/g"):
+        folder = out / key
+        assert (folder / "result.json").is_file() and (folder / "parts" / "tops_0.png").is_file()
+        assert by_key[key]["checksums"][f"{key}/result.json"]
+    # same-named photos in different folders keep different results
+    assert (out / "a/shirt/tops.png").read_bytes() != (out / "b/shirt/tops.png").read_bytes()
+    assert "failed" in result.output and "ImageDecodeError" in result.output
+
+
+def test_saved_masks_are_what_the_engine_returned(inputs, tmp_path):
+    photos, rec = inputs
+    out = tmp_path / "out"
+    segment(photos / "c.png", out, rec, "--class-type", "4", code=0)
+    saved = MaskSet.load(out / "c")
+    expected = masks_for(photo(2))
+    for name in expected:
+        np.testing.assert_array_equal(saved[name], expected[name])
+    assert saved.classes[:3] == ("hair", "face", "head")  # class_type 4: all twelve
+
+
+def test_rerun_skips_complete_outputs_and_retry_failed_touches_only_failures(inputs, tmp_path):
+    photos, rec = inputs
+    out = tmp_path / "out"
+    segment(photos, out, rec, code=1)
+    done_files = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+
+    again = segment(photos, out, rec, code=1)  # earlier failures still count
+    assert "skipped (complete)" in again.output
+    assert (out / "manifest.jsonl").read_text().splitlines() == lines  # nothing redone
+
+    # repair one failure, then retry: only the three failures run, the rest stay untouched
+    img = photo(99)
+    (photos / "corrupt.jpg").write_bytes(encode_png(img))
+    record(rec, (photos / "corrupt.jpg").read_bytes(), masks_for(img))
+    segment(photos, out, rec, "--retry-failed", code=1)
+    new = (out / "manifest.jsonl").read_text().splitlines()[len(lines) :]
+    assert sorted(json.loads(n)["key"] for n in new) == ["corrupt", "huge", "too_wide"]
+    assert {p: p.stat().st_mtime_ns for p in done_files} == done_files
+    assert read_manifest(out / "manifest.jsonl")[str(photos / "corrupt.jpg")]["status"] == "done"
+
+
+def test_all_done_exits_0_and_a_damaged_output_is_redone(inputs, tmp_path):
+    photos, rec = inputs
+    out = tmp_path / "out"
+    good = [photos / name for name in GOOD]
+    run("segment", *good, "--out", out, "--engine", "replay", "--replay-dir", rec, code=0)
+    original = (out / "c" / "tops.png").read_bytes()
+    (out / "c" / "tops.png").write_bytes(b"damaged")
+    result = run("segment", *good, "--out", out, "--engine", "replay", "--replay-dir", rec, code=0)
+    assert (out / "c" / "tops.png").read_bytes() == original
+    assert "done                        1" in result.output
+
+
+def test_other_options_redo_and_overwrite_redoes_everything(inputs, tmp_path):
+    photos, rec = inputs
+    out = tmp_path / "out"
+    segment(photos / "c.png", out, rec, code=0)
+    assert not (out / "c" / "body.png").exists()
+    segment(photos / "c.png", out, rec, "--class-type", "3", code=0)
+    assert (out / "c" / "body.png").is_file()
+    lines = len((out / "manifest.jsonl").read_text().splitlines())
+    segment(photos / "c.png", out, rec, "--class-type", "3", "--overwrite", code=0)
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == lines + 1
+
+
+def test_output_folder_inside_the_inputs_is_not_read_back(inputs):
+    photos, rec = inputs
+    segment(photos, photos / "out", rec, code=1)
+    result = segment(photos, photos / "out", rec, code=1)
+    assert "8 items" in result.output  # the masks written under photos/out are not inputs
+
+
+def test_text_list_of_inputs(inputs, tmp_path):
+    photos, rec = inputs
+    listing = tmp_path / "todo.txt"
+    listing.write_text("photos/c.png\nphotos/missing.png\n")
+    out = tmp_path / "out"
+    segment(listing, out, rec, code=1)
+    records = read_manifest(out / "manifest.jsonl")
+    assert records[str(photos / "c.png")]["status"] == "done"
+    assert records[str(photos / "missing.png")]["error"]["type"] == "FileNotFoundError"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["segment", "{tmp}/nothing", "--out", "{tmp}/o", "--engine", "replay"],
+            "Error: InputNotFoundError: Input",
+        ),
+        (
+            ["segment", "{photos}", "--out", "{tmp}/o", "--engine", "replay"],
+            "Error: ConfigurationError: The replay engine needs",
+        ),
+        (
+            ["segment", "{photos}", "--out", "{tmp}/o", "--engine", "remote"],
+            "Error: ConfigurationError: The remote backend needs an API key",
+        ),
+        (
+            [
+                "segment",
+                "{photos}",
+                "--out",
+                "{tmp}/o",
+                "--engine",
+                "replay",
+                "--replay-dir",
+                "{tmp}/no-records",
+            ],
+            "Error: ConfigurationError: Replay folder",
+        ),
+        (["segment", "{photos}", "--out", "{tmp}/o", "--class-type", "9"], "Invalid value"),
+        (["segment", "--out", "{tmp}/o"], "Missing argument"),
+        (["merge", "{tmp}/empty"], "holds no result folders"),
+        (["background", "{tmp}/empty", "--color", "red", "--blur"], "Choose one background"),
+    ],
+)
+def test_usage_and_configuration_errors_exit_2_without_traceback(
+    inputs, tmp_path, monkeypatch, args, message
+):
+    monkeypatch.delenv("CLOTHSEG_API_KEY", raising=False)
+    (tmp_path / "empty").mkdir()
+    photos, _ = inputs
+    filled = [a.format(tmp=tmp_path, photos=photos) for a in args]
+    result = run(*filled, code=2)
+    assert message in result.output
+
+
+def test_api_key_never_appears_in_the_output(inputs, tmp_path, monkeypatch):
+    photos, _ = inputs
+    monkeypatch.delenv("CLOTHSEG_BASE_URL", raising=False)
+    result = run("segment", photos, "--out", tmp_path / "o", "--api-key", "s3cret-key-123", code=2)
+    assert "base URL" in result.output or "address" in result.output
+    assert "s3cret-key-123" not in result.output
+
+
+# -- post-processing --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def results(inputs, tmp_path) -> Path:
+    photos, rec = inputs
+    out = tmp_path / "results"
+    segment(photos, out, rec, "--class-type", "4", "--output-type", "3", code=1)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("args", "name", "mode"),
+    [
+        (["merge"], "merged.png", "L"),
+        (["merge", "--classes", "hair"], "merged.png", "L"),
+        (["labelmap"], "labels.png", "P"),
+        (["cutout"], "cutout.png", "RGBA"),
+        (["cutout", "--decontaminate", "--name", "clean.png"], "clean.png", "RGBA"),
+        (["background", "--color", "#00ff00"], "background.png", "RGB"),
+        (["background", "--blur", "--name", "blur.jpg"], "blur.jpg", "RGB"),
+        (["overlay", "--alpha", "0.7"], "overlay.png", "RGB"),
+    ],
+)
+def test_post_commands_write_one_file_per_result(results, args, name, mode):
+    run(*args, results, code=0)
+    for key in ("a/shirt", "b/shirt", "c", "d", "e/f/g"):
+        with Image.open(results / key / name) as im:
+            assert im.mode == mode and im.size == (64, 48)
+    command = args[0]
+    manifest = results / (
+        f"manifest-{command}.jsonl"
+        if name.split(".")[0] in ("merged", "labels", "cutout", "background", "overlay")
+        else f"manifest-{command}-{name}.jsonl"
+    )
+    assert len(read_manifest(manifest)) == 5
+
+
+def test_merge_is_the_pixelwise_maximum(results):
+    run("merge", results, "--classes", "tops,bottoms", code=0)
+    merged = np.asarray(Image.open(results / "c" / "merged.png"))
+    m = masks_for(photo(2))
+    np.testing.assert_array_equal(merged, np.maximum(m["tops"], m["bottoms"]))
+
+
+def test_cutout_alpha_is_the_garment_mask_and_colours_are_the_photo(results):
+    run("cutout", results, "--classes", "tops", code=0)
+    rgba = np.asarray(Image.open(results / "c" / "cutout.png"))
+    np.testing.assert_array_equal(rgba[..., 3], masks_for(photo(2))["tops"])
+    np.testing.assert_array_equal(rgba[..., :3], photo(2))
+
+
+def test_background_picture_is_fitted_to_each_photo(results, tmp_path):
+    backdrop = tmp_path / "beach.png"
+    backdrop.write_bytes(encode_png(np.full((300, 500, 3), 77, np.uint8)))
+    run("background", results, "--image", backdrop, "--classes", "tops", code=0)
+    out = np.asarray(Image.open(results / "c" / "background.png"))
+    tops = masks_for(photo(2))["tops"]
+    np.testing.assert_array_equal(out[tops == 0], 77)
+    np.testing.assert_array_equal(out[tops == 255], photo(2)[tops == 255])
+
+
+def test_post_command_reruns_skip_and_a_resegmented_image_is_redone(results, inputs):
+    photos, rec = inputs
+    run("overlay", results, code=0)
+    first = (results / "manifest-overlay.jsonl").read_text().splitlines()
+    assert "skipped (complete)" in run("overlay", results, code=0).output
+    assert (results / "manifest-overlay.jsonl").read_text().splitlines() == first
+    # segmenting c again with other options changes its result: its overlay is redone
+    segment(photos / "c.png", results, rec, "--class-type", "1", code=0)
+    run("overlay", results, code=0)
+    new = (results / "manifest-overlay.jsonl").read_text().splitlines()[len(first) :]
+    assert [json.loads(n)["key"] for n in new] == ["c"]
+
+
+def test_missing_photo_is_a_failed_line_not_a_crash(results, inputs):
+    photos, _ = inputs
+    (photos / "d.jpg").unlink()
+    result = run("cutout", results, code=1)
+    rec = read_manifest(results / "manifest-cutout.jsonl")[str(results / "d")]
+    assert rec["status"] == "failed" and rec["error"]["type"] == "FileNotFoundError"
+    assert "no longer there" in rec["error"]["message"]
+    assert "retry-failed" in result.output
+
+
+def test_stats_writes_per_image_csv_and_dataset_summary(results):
+    result = run("stats", results, "--components", code=0)
+    assert "stats.csv" in result.output
+    with open(results / "stats.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 5 * 12  # five images, class_type 4
+    row = next(r for r in rows if r["image"] == "c" and r["class"] == "tops")
+    tops = masks_for(photo(2))["tops"]
+    assert int(row["pixels"]) == int((tops >= 128).sum())
+    assert row["components"] != ""
+    doc = json.loads((results / "stats.json").read_text())
+    assert doc["images"] == 5 and doc["failed"] == []
+    assert doc["summary"]["tops"]["presence_rate"] == 1.0
+    assert doc["summary"]["face"]["present"] == 0
+    with open(results / "stats_summary.csv", newline="") as fh:
+        assert {r["class"] for r in csv.DictReader(fh)} >= {"tops", "hair", "face"}
+
+
+def test_post_outputs_can_go_to_another_root(results, tmp_path):
+    run("overlay", results, "--out", tmp_path / "review", code=0)
+    assert (tmp_path / "review" / "a" / "shirt" / "overlay.png").is_file()
+    assert (tmp_path / "review" / "manifest-overlay.jsonl").is_file()
+    assert not (results / "a" / "shirt" / "overlay.png").exists()
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def test_report_command(results):
+    run("overlay", results, code=0)
+    result = run("report", results, "--title", "Spring shoot", code=0)
+    page = results / "report.html"
+    assert str(page) in result.output and page.resolve().as_uri() in result.output
+    text = page.read_text()
+    assert "Spring shoot" in text and "FileTooLargeError" in text
