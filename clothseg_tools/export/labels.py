@@ -135,7 +135,7 @@ def _colour_indices(
 ) -> npt.NDArray[np.uint8]:
     """Map an RGB label picture back to indices through ``palette[: n + 1]``."""
 
-    def key(a: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
+    def key(a: npt.NDArray[np.uint8]) -> npt.NDArray[np.integer[Any]]:
         a32 = a.astype(np.uint32)
         return (a32[..., 0] << 16) | (a32[..., 1] << 8) | a32[..., 2]
 

@@ -132,7 +132,7 @@ def _counts_to_string(counts: npt.NDArray[np.uint32]) -> str:
     if counts.size == 0:
         return ""
     wide = int(counts.sum(dtype=np.uint64)) >= 1 << 30
-    x = counts.astype(np.int64 if wide else np.int32)
+    x: npt.NDArray[np.signedinteger[Any]] = counts.astype(np.int64 if wide else np.int32)
     if x.size > 3:
         x[3:] -= x[1:-2].copy()
     # Groups each value needs: the smallest k with x (x >= 0) or ~x (x < 0) below
@@ -258,7 +258,7 @@ def _parse(rle: Mapping[str, Any]) -> tuple[int, int, npt.NDArray[np.uint32]]:
         raise MaskDecodeError(f"RLE 'size' must not be negative, got {[h, w]}.")
     raw = rle["counts"]
     if isinstance(raw, (str, bytes, bytearray)):
-        counts = _string_to_counts(raw)
+        counts = _string_to_counts(raw if isinstance(raw, str) else bytes(raw))
     else:
         arr = np.asarray(raw)
         if arr.ndim != 1 or (arr.size and (arr.dtype.kind not in "iu" or arr.min() < 0)):
