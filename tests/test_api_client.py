@@ -401,10 +401,38 @@ def test_connection_reset_while_polling_is_retried(
 ) -> None:
     rsps.get(task_url("t1"), json=processing(10))
     rsps.get(task_url("t1"), body=requests.ConnectionError("Connection reset by peer"))
-    rsps.get(task_url("t1"), status=500, json={"status": 500, "message": "hiccup"})
+    rsps.get(task_url("t1"), status=502, json={"status": 502, "message": "hiccup"})
+    rsps.get(task_url("t1"), json=answer({}, status=503, message="busy"))
     rsps.get(task_url("t1"), json=answer(DONE))
     assert client.wait("t1").is_done
-    assert len(rsps.calls) == 4
+    assert len(rsps.calls) == 5
+
+
+def test_a_broken_server_ends_the_wait(
+    rsps: responses.RequestsMock, client: Client, sleeps: list[float]
+) -> None:
+    rsps.get(task_url("t1"), status=500, json={"status": 500, "message": "database down"})
+    with pytest.raises(ServerError, match="database down"):
+        client.wait("t1")
+    assert len(rsps.calls) == 1
+
+
+@pytest.mark.parametrize("http", [200, 422, 500])
+def test_failed_task_answered_with_an_error_status(
+    rsps: responses.RequestsMock, client: Client, http: int
+) -> None:
+    # the service may answer a failed task with its failure status and the task in data
+    failed = {
+        "status": 422,
+        "message": "image cannot be decoded",
+        "data": {"task_id": "t1", "state": -1, "progress": 0},
+    }
+    rsps.get(task_url("t1"), status=http, json=failed)
+    with pytest.raises(TaskFailedError, match="image cannot be decoded") as info:
+        client.wait("t1")
+    assert (info.value.task_id, info.value.state) == ("t1", -1)
+    assert info.value.status == (422 if http == 200 else http)
+    assert len(rsps.calls) == 1
 
 
 def test_state_minus_one_fails_the_wait(rsps: responses.RequestsMock, client: Client) -> None:

@@ -434,8 +434,8 @@ class Client:
     ) -> Task:
         """Poll a task until it is done, with intervals growing x1.5 up to 5 s.
 
-        Transient failures while polling (connection errors, 429, 5xx) are logged and
-        polled through; the deadline still holds.
+        Transient failures while polling (dropped connections, timeouts, 429, 502, 503,
+        504) are logged and polled through; the deadline still holds.
 
         Parameters
         ----------
@@ -475,6 +475,8 @@ class Client:
             try:
                 task = self.get_task(tid, timeout=poll_timeout)
             except (APIConnectionError, RateLimitError, ServerError) as exc:
+                if isinstance(exc, ServerError) and exc.status not in GET_RETRY_STATUSES:
+                    raise  # 500 and other 5xx say the service broke, not that it is busy
                 last_error = exc
                 retry_after = getattr(exc, "retry_after", None)
                 pause = max(interval, min(retry_after or 0.0, self._backoff[2]))
@@ -510,6 +512,7 @@ class Client:
                 f"{task.message or 'no message'}.",
                 task_id=task.task_id,
                 state=task.state,
+                status=task.status,
             )
         if task.is_processing:
             return False

@@ -30,6 +30,7 @@ from ..errors import (
     APIError,
     APIStatusError,
     APITimeoutError,
+    TaskFailedError,
     status_error,
 )
 from ._retry import (
@@ -39,7 +40,7 @@ from ._retry import (
     ClientRetry,
     parse_retry_after,
 )
-from ._task import check_body_status, redact_url
+from ._task import check_body_status, parse_int, redact_url
 
 __all__ = [
     "KEY_HEADER",
@@ -195,6 +196,7 @@ def raise_for_status(
             request_id=request_id,
         )
     if code >= 400:
+        _raise_if_task_failed(response, status=code, task_id=task_id, secrets=secrets)
         message = _error_message(response)
         raise status_error(
             code,
@@ -205,6 +207,8 @@ def raise_for_status(
         )
     body = parse_json(response, what=what)
     try:
+        if parse_int(body.get("status"), field="status") not in (None, 200):
+            _raise_if_task_failed(response, status=None, task_id=task_id, secrets=secrets)
         check_body_status(body, task_id=task_id, request_id=request_id)
     except APIStatusError as exc:
         # a real service answers HTTP 200 with the failure in the body: keep Retry-After
@@ -217,6 +221,42 @@ def raise_for_status(
             retry_after=retry_after,
         ) from None
     return body
+
+
+def _raise_if_task_failed(
+    response: requests.Response,
+    *,
+    status: int | None,
+    task_id: str | None,
+    secrets: tuple[str, ...],
+) -> None:
+    """Raise :class:`TaskFailedError` when an error answer carries a task with ``state < 0``.
+
+    The service answers a failed task with the failure's status (422, 500) *and* the
+    task in ``data``; that is the task's final word, not a transient server error.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return
+    data = body.get("data") if isinstance(body, Mapping) else None
+    if not isinstance(data, Mapping):
+        return
+    try:
+        state = parse_int(data.get("state"), field="state")
+        code = status if status is not None else parse_int(body.get("status"), field="status")
+    except APIError:
+        return
+    if state is None or state >= 0:
+        return
+    tid = str(data.get("task_id") or task_id or "") or None
+    message = str(body.get("message") or data.get("message") or "no message")
+    raise TaskFailedError(
+        _scrub(f"Task {tid} failed (state {state}, status {code}): {message}", secrets),
+        task_id=tid,
+        state=state,
+        status=code,
+    )
 
 
 def _error_message(response: requests.Response) -> str:
