@@ -1,0 +1,291 @@
+"""``LocalEngine``: all twelve classes offline, from the mediapipe models in the wheel.
+
+The work happens at two resolutions. The models and the parsing logic run on a copy
+of the photo whose long side is the *working size* (512 pixels by default, 768 with
+``quality=2``). Only the final soft masks are made at the source resolution, by the
+fast guided filter (:mod:`.refine`), which lets each mask's edge follow the photo.
+``detail_mode=2`` guides by colour instead of grey and refines in two steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+from skimage.measure import label
+
+from ...classes import CLASSES
+from ...errors import ConfigurationError
+from ...masks import MaskSet
+from ..base import Engine, EngineOutput
+from .models import observe, release_thread_models
+from .parsing import LEAVES, Parsing, parse
+from .refine import GuidedUpsampler, to_uint8
+
+__all__ = ["CLASS_LEAVES", "LocalEngine", "render"]
+
+logger = logging.getLogger("clothseg_tools")
+
+FloatArray = npt.NDArray[np.float32]
+UInt8Array = npt.NDArray[np.uint8]
+
+#: Each API class as the sum of the engine's leaves.
+CLASS_LEAVES: dict[str, tuple[str, ...]] = {
+    "hair": ("hair",),
+    "face": ("face",),
+    "head": ("face", "hair"),
+    "clothes": ("tops", "bottoms", "dress"),
+    "tops": ("tops",),
+    "bottoms": ("bottoms",),
+    "dress": ("dress",),
+    "bag": ("bag",),
+    "shoes": ("shoes",),
+    "acc": ("acc",),
+    "body": ("body",),
+    "others": ("others",),
+}
+
+#: Garment classes subdivided into per-garment parts (connected regions).
+PART_CLASSES: tuple[str, ...] = ("tops", "bottoms", "dress")
+
+# A garment part covers at least this fraction of the picture; smaller specks join
+# the nearest part. At most _MAX_PARTS parts per class.
+_MIN_PART = 0.002
+_MAX_PARTS = 32
+
+# Guided-filter regularisation for a guide in 0..1: edges with a local standard
+# deviation well above sqrt(eps) (about 6 grey levels of 255) are followed.
+_EPS = 5e-4
+
+
+class LocalEngine(Engine):
+    """Offline segmentation of the most prominent person into the twelve API classes.
+
+    Parameters
+    ----------
+    working_size
+        Long side, in pixels, at which the models and the parsing logic run.
+    fine_working_size
+        The same for ``quality=2``.
+
+    Raises
+    ------
+    ConfigurationError
+        A working size outside 128..2048.
+
+    Notes
+    -----
+    Models are loaded once per thread and kept (see :mod:`.models`), so one engine
+    may serve several worker threads. :meth:`last_timings` gives the calling thread's
+    model and post-processing seconds of its latest image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> engine = LocalEngine()
+    >>> out = engine.segment(np.zeros((64, 48, 3), np.uint8), classes=["tops", "face"])
+    >>> out.masks.classes, out.masks.shape, out.notes
+    (('tops', 'face'), (64, 48), ('no person found; every mask is empty',))
+    """
+
+    name = "local"
+
+    def __init__(self, *, working_size: int = 512, fine_working_size: int = 768) -> None:
+        for key, value in (
+            ("working_size", working_size),
+            ("fine_working_size", fine_working_size),
+        ):
+            if not isinstance(value, int) or not 128 <= value <= 2048:
+                raise ConfigurationError(
+                    f"{key} must be an integer from 128 to 2048 pixels, got {value!r}."
+                )
+        self.working_size = working_size
+        self.fine_working_size = fine_working_size
+        self._timings = threading.local()
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalEngine(working_size={self.working_size}, "
+            f"fine_working_size={self.fine_working_size})"
+        )
+
+    def last_timings(self) -> dict[str, float]:
+        """Seconds spent on the calling thread's latest image: ``model`` and ``post``."""
+        return dict(getattr(self._timings, "value", {}))
+
+    def _segment(
+        self,
+        image: UInt8Array,
+        *,
+        classes: tuple[str, ...],
+        detail_mode: int,
+        quality: int,
+        image_bytes: bytes | None,
+    ) -> EngineOutput:
+        unknown = [c for c in classes if c not in CLASS_LEAVES]
+        if unknown:
+            raise ValueError(
+                f"The local engine has no class {unknown}; choose from {', '.join(CLASSES)}."
+            )
+        start = time.perf_counter()
+        size = self.fine_working_size if quality >= 2 else self.working_size
+        work = _downscale(image, size)
+        obs = observe(image, work)
+        models_done = time.perf_counter()
+        parsing = parse(work, obs)
+        notes = list(parsing.notes)
+        if obs.pose is not None and obs.faces_found > 1:
+            notes.append(f"{obs.faces_found} people found; segmented the most prominent one only")
+        masks, parts = render(image, work, parsing, classes, detail=detail_mode >= 2)
+        done = time.perf_counter()
+        self._timings.value = {"model": models_done - start, "post": done - models_done}
+        logger.debug(
+            "local engine: %dx%d image, model %.3f s, post %.3f s, details %s",
+            image.shape[1],
+            image.shape[0],
+            models_done - start,
+            done - models_done,
+            parsing.details,
+        )
+        return EngineOutput(masks, parts, tuple(notes))
+
+    def close(self) -> None:
+        """Release the calling thread's models (they are reloaded on next use)."""
+        release_thread_models()
+
+
+def _downscale(image: UInt8Array, size: int) -> UInt8Array:
+    """``image`` with its long side at most ``size`` (area-averaged), else itself."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    if scale >= 1:
+        return np.ascontiguousarray(image)
+    new = (max(round(w * scale), 1), max(round(h * scale), 1))
+    return np.asarray(cv2.resize(image, new, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def _guide(rgb: UInt8Array, *, colour: bool) -> FloatArray:
+    """Guide image in 0..1: grey, or RGB when ``colour``."""
+    src = rgb if colour else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    out = src.astype(np.float32)
+    out *= np.float32(1 / 255)
+    return out
+
+
+def render(
+    image: UInt8Array,
+    work: UInt8Array,
+    parsing: Parsing,
+    classes: Sequence[str],
+    *,
+    detail: bool = False,
+) -> tuple[MaskSet, dict[str, UInt8Array]]:
+    """Full-resolution soft masks of ``classes`` and per-garment parts.
+
+    Parameters
+    ----------
+    image
+        The source (H, W, 3) uint8 image.
+    work
+        The working-resolution copy the parsing ran on.
+    parsing
+        Its leaf confidences.
+    classes
+        The classes to return, in order.
+    detail
+        Guide by colour and refine in two steps (``detail_mode=2``).
+
+    Returns
+    -------
+    masks : MaskSet
+        (H, W) uint8 masks in ``classes`` order.
+    parts : dict
+        ``"tops_0"``... one mask per connected garment region, largest first.
+    """
+    H, W = image.shape[:2]
+    needed = [leaf for leaf in LEAVES if any(leaf in CLASS_LEAVES[c] for c in classes)]
+    full = _upsample_leaves(image, work, parsing, needed, detail=detail)
+    stack = np.empty((len(classes), H, W), np.uint8)
+    for i, name in enumerate(classes):
+        members = CLASS_LEAVES[name]
+        # saturating sums of rounded leaves: a composite is never below its members
+        np.copyto(stack[i], full[members[0]])
+        for leaf in members[1:]:
+            cv2.add(stack[i], full[leaf], dst=stack[i])
+    masks = MaskSet.from_stack(stack, list(classes))
+    parts: dict[str, UInt8Array] = {}
+    for name in PART_CLASSES:
+        if name in classes:
+            parts.update(_parts(name, masks[name], parsing.leaf(name)))
+    return masks, parts
+
+
+def _upsample_leaves(
+    image: UInt8Array,
+    work: UInt8Array,
+    parsing: Parsing,
+    names: Sequence[str],
+    *,
+    detail: bool,
+) -> dict[str, UInt8Array]:
+    """The named leaves at full resolution, guided by the image, as uint8."""
+    H, W = image.shape[:2]
+    out = {name: np.zeros((H, W), np.uint8) for name in names}
+    if not names or not parsing.leaves.any():
+        return out
+    radius = max(2, round(max(work.shape[:2]) / 192))
+    upsampler = GuidedUpsampler(_guide(work, colour=detail), radius=radius, eps=_EPS)
+    leaves = [np.ascontiguousarray(parsing.leaf(name)) for name in names]
+    if detail and work.shape[:2] != (H, W):
+        # a first step to up to twice the working size, then a second from there
+        mid_size = min(2 * max(work.shape[:2]), max(H, W))
+        mid = _downscale(image, mid_size)
+        guide_mid = _guide(mid, colour=True)
+        mid_leaves = []
+        for leaf in leaves:
+            m = np.zeros(mid.shape[:2], np.float32)
+            (y0, y1, x0, x1), q = upsampler.upsample(leaf, guide_mid)
+            m[y0:y1, x0:x1] = np.clip(q, 0.0, 1.0)
+            mid_leaves.append(m)
+        leaves = mid_leaves
+        upsampler = GuidedUpsampler(guide_mid, radius=radius, eps=_EPS)
+    guide_full = _guide(image, colour=detail)
+    for name, leaf in zip(names, leaves, strict=True):
+        (y0, y1, x0, x1), q = upsampler.upsample(leaf, guide_full)
+        if y1 > y0 and x1 > x0:
+            out[name][y0:y1, x0:x1] = to_uint8(q)
+    return out
+
+
+def _parts(name: str, mask: UInt8Array, leaf: FloatArray) -> dict[str, UInt8Array]:
+    """Split a garment mask into its connected regions (``tops_0``, ``tops_1``...).
+
+    Regions are found at working resolution; small specks join the nearest large
+    region, so the parts add up to the whole mask.
+    """
+    regions = label(leaf >= 0.5, connectivity=2)
+    count = int(regions.max())
+    if count == 0:
+        return {}
+    areas = np.bincount(regions.ravel(), minlength=count + 1)[1:]
+    big = np.flatnonzero(areas >= max(0.1 * areas.max(), _MIN_PART * leaf.size)) + 1
+    if big.size == 0:
+        return {}  # only specks: no garment worth a part
+    big = big[np.argsort(-areas[big - 1], kind="stable")][:_MAX_PARTS]
+    if big.size == 1:
+        return {f"{name}_0": mask.copy()}
+    ranks = np.zeros(count + 1, np.uint8)
+    ranks[big] = np.arange(1, big.size + 1, dtype=np.uint8)
+    ranked = ranks[regions]
+    # every pixel takes the rank of its nearest large region
+    _, (iy, ix) = ndimage.distance_transform_edt(ranked == 0, return_indices=True)
+    nearest = ranked[iy, ix]
+    H, W = mask.shape
+    full = cv2.resize(nearest, (W, H), interpolation=cv2.INTER_NEAREST)
+    return {f"{name}_{i}": np.where(full == i + 1, mask, np.uint8(0)) for i in range(big.size)}
