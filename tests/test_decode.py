@@ -601,3 +601,36 @@ def test_decode_masks_refuses_bombs_before_decoding(monkeypatch):
     with pytest.raises(MaskDecodeError, match="'bomb'"):
         decode_masks({"ok": encode_png(np.zeros((2, 2), np.uint8)),
                       "bomb": png_with_header(50_000, 50_000)})  # fmt: skip
+
+
+def test_paths_can_be_refused_for_values_from_the_network(tmp_path):
+    path = tmp_path / "secret.png"
+    path.write_bytes(PNG)
+    np.testing.assert_array_equal(decode_mask(str(path)), MASK)
+    with pytest.raises(MaskDecodeError, match="not a URL, a data URI, or base64 image data"):
+        decode_mask(str(path), name="tops", allow_paths=False)
+    with pytest.raises(MaskDecodeError, match="allow_paths=False"):
+        decode_mask(path, allow_paths=False)
+    with pytest.raises(MaskDecodeError, match="'hair'"):
+        decode_masks({"tops": PNG, "hair": str(path)}, allow_paths=False)
+
+
+def test_a_callers_pil_image_is_not_tied_to_the_result():
+    img = Image.open(io.BytesIO(PNG))  # opened, not yet loaded
+    out = decode_mask(img)
+    out[...] = 0
+    np.testing.assert_array_equal(np.asarray(img), MASK)
+
+
+def test_truncated_base64_names_the_source():
+    value = base64.b64encode(PNG[: len(PNG) // 2]).decode()
+    with pytest.raises(MaskDecodeError, match=r"mask 'tops' \(base64, [\d,]+ bytes\)"):
+        decode_mask(value, name="tops")
+
+
+def test_image_paths_with_16bit_data_are_scaled_not_clipped(tmp_path):
+    from clothseg_tools._convert import as_image
+
+    path = tmp_path / "depth.png"
+    Image.fromarray(np.array([[0, 257 * 100, 65535]], np.uint16)).save(path)
+    np.testing.assert_array_equal(as_image(path)[..., 0], [[0, 100, 255]])

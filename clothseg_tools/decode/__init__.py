@@ -99,12 +99,6 @@ _T = TypeVar("_T")
 # -- decoding masks -------------------------------------------------------------------
 
 
-def _decode_opened(img: PILImage.Image, what: str) -> npt.NDArray[np.uint8]:
-    out = np.empty((img.size[1], img.size[0]), np.uint8)
-    decode_into(img, out, what)
-    return out
-
-
 def _open_mask(data: bytes, what: str, max_pixels: int | None) -> PILImage.Image:
     return open_image(data, what, formats=MASK_FORMATS, max_pixels=max_pixels)
 
@@ -143,7 +137,7 @@ def mask_from_bytes(
     array([[255, 255]], dtype=uint8)
     """
     what = f"mask {name!r}" if name else "mask"
-    return _decode_opened(_open_mask(data, what, max_pixels), what)
+    return _Opened(_open_mask(data, what, max_pixels), what).decode()
 
 
 def read_mask_file(
@@ -218,13 +212,26 @@ def _is_existing_file(text: str) -> bool:
 
 
 class _Opened:
-    """A mask fetched and opened (header read), waiting to be decoded."""
+    """A mask fetched and opened (header read), waiting to be decoded.
 
-    __slots__ = ("image", "what")
+    ``ours`` is False for a PIL image the caller passed in: it is never decoded into
+    our buffer, which would tie the caller's image to the returned array.
+    """
 
-    def __init__(self, image: PILImage.Image, what: str) -> None:
+    __slots__ = ("image", "ours", "what")
+
+    def __init__(self, image: PILImage.Image, what: str, *, ours: bool = True) -> None:
         self.image = image
         self.what = what
+        self.ours = ours
+
+    def decode_into(self, out: npt.NDArray[np.uint8]) -> None:
+        decode_into(self.image, out, self.what, in_place=self.ours)
+
+    def decode(self) -> npt.NDArray[np.uint8]:
+        out = np.empty((self.image.size[1], self.image.size[0]), np.uint8)
+        self.decode_into(out)
+        return out
 
 
 def _open_value(
@@ -235,6 +242,7 @@ def _open_value(
     timeout: float | tuple[float, float],
     max_bytes: int,
     max_pixels: int | None,
+    allow_paths: bool = True,
 ) -> _Opened:
     """Fetch ``value`` (URL, base64, data URI, bytes, path, PIL image) and open it."""
     from PIL import Image
@@ -249,10 +257,13 @@ def _open_value(
             too_large=MaskDecodeError,
             undecodable=MaskDecodeError,
         )
-        return _Opened(value, label)
+        return _Opened(value, label, ours=False)
+    if isinstance(value, os.PathLike) and not allow_paths:
+        raise MaskDecodeError(f"{label}: local files are not read here (allow_paths=False).")
     if isinstance(value, os.PathLike):
         path = Path(value)
-        return _Opened(_open_mask(path.read_bytes(), f"{label} ({path})", max_pixels), label)
+        what = f"{label} ({path})"
+        return _Opened(_open_mask(path.read_bytes(), what, max_pixels), what)
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
         from ..inputs import sniff_format
@@ -277,19 +288,22 @@ def _open_value(
             data = _parse_data_uri(text)
         except (binascii.Error, ValueError) as exc:
             raise MaskDecodeError(f"{label}: the data URI is malformed ({exc}).") from None
-        return _Opened(_open_mask(data, f"{label} (data URI)", max_pixels), label)
+        what = f"{label} (data URI)"
+        return _Opened(_open_mask(data, what, max_pixels), what)
     if "://" in text[:16]:
         raise MaskDecodeError(f"{label}: only http(s) URLs are fetched, got {redact_url(text)}.")
-    if _is_existing_file(text):
-        return _Opened(_open_mask(Path(text).read_bytes(), f"{label} ({text})", max_pixels), label)
+    if allow_paths and _is_existing_file(text):
+        what = f"{label} ({text})"
+        return _Opened(_open_mask(Path(text).read_bytes(), what, max_pixels), what)
     try:
         data = _b64decode(text)
     except (binascii.Error, ValueError):
-        raise MaskDecodeError(
-            f"{label}: the value {_short(text)} is not a URL, a data URI, base64 image "
-            "data, or an existing file."
-        ) from None
-    return _Opened(_open_mask(data, f"{label} (base64, {len(data):,} bytes)", max_pixels), label)
+        kinds = "a URL, a data URI, base64 image data, or an existing file"
+        if not allow_paths:
+            kinds = "a URL, a data URI, or base64 image data"
+        raise MaskDecodeError(f"{label}: the value {_short(text)} is not {kinds}.") from None
+    what = f"{label} (base64, {len(data):,} bytes)"
+    return _Opened(_open_mask(data, what, max_pixels), what)
 
 
 def decode_mask(
@@ -300,6 +314,7 @@ def decode_mask(
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
     max_bytes: int = limits.MAX_MASK_BYTES,
     max_pixels: int | None = limits.MAX_PIXELS,
+    allow_paths: bool = True,
 ) -> npt.NDArray[np.uint8]:
     """Decode one mask value to an (H, W) uint8 array.
 
@@ -318,6 +333,10 @@ def decode_mask(
         Passed to :func:`download`.
     max_pixels
         Largest width x height accepted, checked before decoding.
+    allow_paths
+        Whether a value may name a local file. Pass False for values that come
+        from the network: a service must not be able to make the client read
+        ``/etc/passwd``.
 
     Returns
     -------
@@ -346,15 +365,15 @@ def decode_mask(
     ...
     clothseg_tools.errors.MaskDecodeError: mask 'tops': the value 'not an image' is not a URL, ...
     """
-    opened = _open_value(
+    return _open_value(
         value,
         name=name,
         session=session,
         timeout=timeout,
         max_bytes=max_bytes,
         max_pixels=max_pixels,
-    )
-    return _decode_opened(opened.image, opened.what)
+        allow_paths=allow_paths,
+    ).decode()
 
 
 def _run_all(fn: Callable[[Any], _T], items: Sequence[Any], workers: int) -> list[_T]:
@@ -381,6 +400,7 @@ def decode_masks(
     max_bytes: int = limits.MAX_MASK_BYTES,
     max_pixels: int | None = limits.MAX_PIXELS,
     shape: tuple[int, int] | None = None,
+    allow_paths: bool = True,
 ) -> MaskSet:
     """Decode many mask values at once, in threads, into one :class:`MaskSet`.
 
@@ -393,7 +413,7 @@ def decode_masks(
         Class name -> mask value (anything :func:`decode_mask` accepts). Order is kept.
     workers
         Threads to use; 1 decodes in the calling thread.
-    session, timeout, max_bytes, max_pixels
+    session, timeout, max_bytes, max_pixels, allow_paths
         As for :func:`decode_mask`.
     shape
         Expected (H, W) of every mask (the source image's size), if known. Required
@@ -436,6 +456,7 @@ def decode_masks(
             timeout=timeout,
             max_bytes=max_bytes,
             max_pixels=max_pixels,
+            allow_paths=allow_paths,
         )
 
     opened = _run_all(fetch, names, workers)
@@ -453,7 +474,7 @@ def decode_masks(
     stack = np.empty((len(names), *ref_shape), np.uint8)
 
     def decode(i: int) -> None:
-        decode_into(opened[i].image, stack[i], opened[i].what)
+        opened[i].decode_into(stack[i])
 
     _run_all(decode, range(len(names)), workers)
     return MaskSet.from_stack(stack, names)

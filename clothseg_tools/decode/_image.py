@@ -312,10 +312,17 @@ def mask_from_image(image: PILImage.Image) -> npt.NDArray[np.uint8]:
     return mask_from_image(image.convert("RGBA" if has_alpha else "RGB"))
 
 
-def decode_into(img: PILImage.Image, out: npt.NDArray[np.uint8], what: str) -> None:
-    """Decode an opened image into ``out`` (an (H, W) uint8 C-contiguous array)."""
+def decode_into(
+    img: PILImage.Image, out: npt.NDArray[np.uint8], what: str, *, in_place: bool = True
+) -> None:
+    """Decode an opened image into ``out`` (an (H, W) uint8 C-contiguous array).
+
+    With ``in_place``, an 8-bit grey PNG/JPEG/BMP is decoded straight into ``out``
+    (``img`` then shares ``out``'s memory); anything else is decoded and copied.
+    """
     if (
-        img.mode == "L"
+        in_place
+        and img.mode == "L"
         and img.format in _IN_PLACE_FORMATS
         and getattr(img, "tile", None)
         and out.flags.c_contiguous
