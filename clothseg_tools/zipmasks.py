@@ -487,14 +487,21 @@ def read_mask_zip_report(
 
 
 def read_mask_zip(
-    source: bytes | str | os.PathLike[str] | IO[bytes], **options: Any
+    source: bytes | str | os.PathLike[str] | IO[bytes],
+    *,
+    max_entries: int = MAX_ZIP_ENTRIES,
+    max_total_bytes: int = MAX_ZIP_TOTAL_BYTES,
+    max_entry_bytes: int = MAX_ZIP_ENTRY_BYTES,
+    max_ratio: float = MAX_ZIP_RATIO,
+    max_pixels: int | None = limits.MAX_PIXELS,
+    workers: int = 2,
 ) -> dict[str, npt.NDArray[np.uint8]]:
     """Read a per-garment mask ZIP into a natural-sorted ``{name: (H, W) uint8}``.
 
     Names are entry paths without the image suffix (``"tops/0"``, ``"tops_1"``);
     use :func:`group_parts` to group them by class. Skipped junk is logged; use
-    :func:`read_mask_zip_report` to get the list. ``options`` are those of
-    :func:`read_mask_zip_report`, whose Raises apply.
+    :func:`read_mask_zip_report` to get the list. Parameters and Raises are those
+    of :func:`read_mask_zip_report`.
 
     Examples
     --------
@@ -502,7 +509,15 @@ def read_mask_zip(
     >>> list(read_mask_zip(data))
     ['tops/0']
     """
-    return read_mask_zip_report(source, **options).parts
+    return read_mask_zip_report(
+        source,
+        max_entries=max_entries,
+        max_total_bytes=max_total_bytes,
+        max_entry_bytes=max_entry_bytes,
+        max_ratio=max_ratio,
+        max_pixels=max_pixels,
+        workers=workers,
+    ).parts
 
 
 def extract_mask_zip(
