@@ -226,6 +226,8 @@ class TaskNotFoundError(APIStatusError):
 class APIInputError(APIStatusError, InputError):
     """413 / 415 / 422: the service refused the image itself."""
 
+    status: int  # always set from the answer; InputError's class default is None
+
 
 class RateLimitError(APIStatusError):
     """429: too many requests.
