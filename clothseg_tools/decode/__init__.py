@@ -24,8 +24,8 @@ I;16        16-bit scaled to 8 bit: ``round(v * 255 / 65535)``
 I           16-bit PNGs as I;16; other 32-bit images: negatives -> 0, a maximum of
             at most 255 is kept as it is, larger values are clipped to 65535 and
             scaled as 16-bit
-F           NaN -> 0; a maximum of at most 1.0 is a probability, scaled by 255;
-            larger values are clipped to 0..255; rounded
+F           NaN -> 0; finite values of at most 1.0 are probabilities, scaled by
+            255; larger values are clipped to 0..255; +inf -> 255; rounded
 others      converted to RGB (RGBA when they carry alpha) first
 ==========  ==================================================================
 
