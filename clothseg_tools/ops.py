@@ -51,9 +51,9 @@ ClassKey = str | int
 _BLOCK_BYTES = 1 << 18
 
 
-def _row_step(width: int, bytes_per_pixel: int = 1, target: int = _BLOCK_BYTES) -> int:
-    """Rows per block so that one (rows, width) slice is about ``target`` bytes."""
-    return max(1, target // max(1, width * bytes_per_pixel))
+def _row_step(width: int, bytes_per_pixel: int = 1) -> int:
+    """Rows per block so that one (rows, width) slice is about ``_BLOCK_BYTES``."""
+    return max(1, _BLOCK_BYTES // max(1, width * bytes_per_pixel))
 
 
 def _masks_stack(

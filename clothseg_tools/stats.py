@@ -263,9 +263,9 @@ def _per_image(coverages: Any) -> list[Mapping[str, Coverage]]:
     return list(coverages)
 
 
-def summarize(coverages: Iterable[Mapping[str, Coverage]] | Mapping[str, Any]) -> dict[
-    str, dict[str, Any]
-]:
+def summarize(
+    coverages: Iterable[Mapping[str, Coverage]] | Mapping[str, Any],
+) -> dict[str, dict[str, Any]]:
     """Dataset statistics per class from many images' :func:`coverage` results.
 
     Parameters
