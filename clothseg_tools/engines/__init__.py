@@ -68,7 +68,7 @@ def _resolve(name: str) -> Callable[..., Engine]:
                 f"Install them with: pip install 'clothseg_tools[{name}]'"
             ) from exc
         factory = getattr(module, attr)
-    return factory  # type: ignore[return-value]
+    return factory
 
 
 def get_engine(name: str | None = None, **options: Any) -> Engine:
