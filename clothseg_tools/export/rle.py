@@ -86,13 +86,20 @@ def _column_major(arr: npt.NDArray[Any], level: int) -> npt.NDArray[np.bool_]:
 
 def _runs(flat: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint32]:
     """Run lengths of a flat bool array, starting with a (maybe empty) run of False."""
-    change = np.flatnonzero(flat[1:] != flat[:-1])
+    n = flat.size
+    change = np.flatnonzero(flat[1:] != flat[:-1])  # a run ends at each change
     lead = 1 if flat[0] else 0
-    ends = np.empty(change.size + 2 + lead, np.int64)
-    ends[: lead + 1] = 0
-    ends[lead + 1 : -1] = change + 1
-    ends[-1] = flat.size
-    return np.diff(ends).astype(np.uint32)
+    m = change.size
+    counts = np.empty(m + 1 + lead, np.uint32)
+    counts[0] = 0
+    if m == 0:
+        counts[lead] = n
+        return counts
+    counts[lead] = change[0] + 1
+    # differences straight into the uint32 output: no int64 temporaries
+    np.subtract(change[1:], change[:-1], out=counts[lead + 1 : lead + m], casting="unsafe")
+    counts[-1] = n - 1 - change[-1]
+    return counts
 
 
 def rle_counts(mask: MaskLike, *, level: int = 128) -> npt.NDArray[np.uint32]:
@@ -135,29 +142,30 @@ def _counts_to_string(counts: npt.NDArray[np.uint32]) -> str:
     x: npt.NDArray[np.signedinteger[Any]] = counts.astype(np.int64 if wide else np.int32)
     if x.size > 3:
         x[3:] -= x[1:-2].copy()
-    # Groups each value needs: the smallest k with x (x >= 0) or ~x (x < 0) below
-    # 2**(5k-1); ``x ^ (x >> sign bit)`` is x or ~x.
+    # Groups each value needs: 1 + the number of limits that x (x >= 0) or ~x (x < 0)
+    # reaches; ``x ^ (x >> sign bit)`` is x or ~x.
     mag = x ^ (x >> (8 * x.itemsize - 1))
-    k = np.searchsorted(_GROUP_LIMITS, mag, side="right") + 1
-    first = (x & 0x1F).astype(np.uint8)
-    kmax = int(k.max())
-    if kmax == 1:
-        return (first + np.uint8(48)).tobytes().decode("ascii")
-    ends = np.cumsum(k)
-    starts = ends - k
-    out = np.empty(int(ends[-1]), np.uint8)
+    k = np.ones(x.size, np.uint8)
+    for limit in _GROUP_LIMITS:
+        k += mag >= limit
+    chars = (x & 0x1F).astype(np.uint8)
     sub = np.flatnonzero(k > 1)
-    first[sub] |= 0x20  # more groups follow
-    out[starts] = first + np.uint8(48)
-    # Later groups, one position at a time, over the values that have them.
-    xs, ks, ss = x[sub], k[sub], starts[sub]
-    for g in range(1, kmax):
-        keep = ks > g
-        xs, ks, ss = xs[keep], ks[keep], ss[keep]
-        ch = ((xs >> (5 * g)) & 0x1F).astype(np.uint8)
-        ch[ks > g + 1] |= 0x20
-        out[ss + g] = ch + np.uint8(48)
-    return out.tobytes().decode("ascii")
+    if sub.size:
+        chars[sub] |= 0x20  # more groups follow
+        # The later groups of the few long values are inserted after their first;
+        # built group by group, and np.insert keeps that order at equal positions.
+        at, extra = [], []
+        xs, ks, ss = x[sub], k[sub], sub
+        for g in range(1, int(ks.max())):
+            keep = ks > g
+            xs, ks, ss = xs[keep], ks[keep], ss[keep]
+            ch = ((xs >> (5 * g)) & 0x1F).astype(np.uint8)
+            ch[ks > g + 1] |= 0x20
+            at.append(ss + 1)
+            extra.append(ch)
+        chars = np.insert(chars, np.concatenate(at), np.concatenate(extra))
+    chars += np.uint8(48)
+    return chars.tobytes().decode("ascii")
 
 
 def _string_to_counts(s: str | bytes) -> npt.NDArray[np.uint32]:
@@ -177,22 +185,27 @@ def _string_to_counts(s: str | bytes) -> npt.NDArray[np.uint32]:
     ends = np.flatnonzero(c < 32)  # a group without "more" ends a value
     if ends.size == 0 or ends[-1] != c.size - 1:
         raise MaskDecodeError("RLE counts string ends in the middle of a number.")
-    lengths = np.diff(ends, prepend=-1)
-    if int(lengths.max()) > len(_GROUP_LIMITS) + 1:
-        raise MaskDecodeError("RLE counts string holds a number too large for a mask.")
-    last = c[ends]
+    # Read every value as if it had one group (5 bits, sign in 0x10)...
+    last = c[ends] if ends.size != c.size else c
     x = (last & 0x1F).astype(np.int64)
-    sub = np.flatnonzero(lengths > 1)
-    if sub.size:
-        # Multi-group values, least significant group first, one position at a time.
-        x[sub] = 0
-        first = ends[sub] - lengths[sub] + 1
-        for g in range(int(lengths[sub].max())):
-            keep = lengths[sub] > g
-            sub, first = sub[keep], first[keep]
-            x[sub] |= (c[first + g] & 0x1F).astype(np.int64) << (5 * g)
-    negative = np.flatnonzero(last & 0x10)  # the sign bit of the last group
-    x[negative] -= np.left_shift(1, 5 * lengths[negative])
+    x -= (last & 0x10).astype(np.int64) << 1
+    # ...then redo the few that have more: those holding a continuation character.
+    more = np.flatnonzero(c >= 32)
+    if more.size:
+        sub = np.unique(np.searchsorted(ends, more))
+        start = np.zeros(sub.size, np.int64)
+        inner = sub > 0
+        start[inner] = ends[sub[inner] - 1] + 1
+        length = ends[sub] - start + 1
+        if int(length.max()) > len(_GROUP_LIMITS) + 1:
+            raise MaskDecodeError("RLE counts string holds a number too large for a mask.")
+        value = np.zeros(sub.size, np.int64)
+        for g in range(int(length.max())):
+            has = length > g
+            value[has] |= (c[start[has] + g] & 0x1F).astype(np.int64) << (5 * g)
+        negative = (c[ends[sub]] & 0x10) != 0  # the sign bit of the last group
+        value[negative] -= np.left_shift(1, 5 * length[negative])
+        x[sub] = value
     # From the fourth value on, each is stored as the difference to the value two
     # places before: two interleaved running sums.
     x[3::2] = np.cumsum(x[1::2])[1:]
