@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -151,7 +152,7 @@ def bench_tryon(n: int, repeat: int) -> None:
     target = 0.2 if n <= 1024 else 2.0
     for category in ("upper_body", "lower_body", "dresses"):
         for keypoints in (None, kp):
-            t = best_of(lambda: tryon_mask(ms, category, keypoints=keypoints), repeat)
+            t = best_of(partial(tryon_mask, ms, category, keypoints=keypoints), repeat)
             label = "keypoints" if keypoints else "geometry"
             print(
                 f"  tryon_mask {n:>4} {category:<10} {label:<9} {t * 1e3:8.1f} ms   "

@@ -118,7 +118,6 @@ def _pool(stack: npt.NDArray[np.uint8], f: int) -> npt.NDArray[np.uint8]:
     """
     if f == 1:
         return stack
-    c, h, w = stack.shape
     rows = stack[:, ::f].copy()
     for i in range(1, f):
         part = stack[:, i::f]
