@@ -1,10 +1,16 @@
 """``LocalEngine``: all twelve classes offline, from the mediapipe models in the wheel.
 
 The work happens at two resolutions. The models and the parsing logic run on a copy
-of the photo whose long side is the *working size* (512 pixels by default, 768 with
-``quality=2``). Only the final soft masks are made at the source resolution, by the
-fast guided filter (:mod:`.refine`), which lets each mask's edge follow the photo.
-``detail_mode=2`` guides by colour instead of grey and refines in two steps.
+of the photo whose long side is the *working size* (512 pixels by default). Only the
+final soft masks are made at the source resolution, by the fast guided filter
+(:mod:`.refine`), which lets each mask's edge follow the photo.
+
+The API's effort options spend more time where it helps:
+
+- ``quality=2``: a larger working size (768), and the person and foreground masks
+  averaged with those of the mirrored picture (a second model run);
+- ``detail_mode=2``: the guided filter follows colour edges, not only grey ones, and
+  refines in two steps (to twice the working size, then to full size).
 """
 
 from __future__ import annotations
@@ -72,7 +78,7 @@ class LocalEngine(Engine):
     working_size
         Long side, in pixels, at which the models and the parsing logic run.
     fine_working_size
-        The same for ``quality=2``.
+        The same for ``quality=2`` (see the module notes for what else it does).
 
     Raises
     ------
@@ -136,7 +142,7 @@ class LocalEngine(Engine):
         start = time.perf_counter()
         size = self.fine_working_size if quality >= 2 else self.working_size
         work = _downscale(image, size)
-        obs = observe(image, work)
+        obs = observe(image, work, mirror=quality >= 2)
         models_done = time.perf_counter()
         parsing = parse(work, obs)
         notes = list(parsing.notes)
@@ -286,6 +292,9 @@ def _parts(name: str, mask: UInt8Array, leaf: FloatArray) -> dict[str, UInt8Arra
     # every pixel takes the rank of its nearest large region
     _, (iy, ix) = ndimage.distance_transform_edt(ranked == 0, return_indices=True)
     nearest = ranked[iy, ix]
+    # number the parts by how much of the garment each ends up with, largest first
+    weight = np.bincount(nearest.ravel(), weights=leaf.ravel(), minlength=big.size + 1)[1:]
+    order = np.argsort(-weight, kind="stable")
     H, W = mask.shape
     full = cv2.resize(nearest, (W, H), interpolation=cv2.INTER_NEAREST)
-    return {f"{name}_{i}": np.where(full == i + 1, mask, np.uint8(0)) for i in range(big.size)}
+    return {f"{name}_{i}": np.where(full == k + 1, mask, np.uint8(0)) for i, k in enumerate(order)}

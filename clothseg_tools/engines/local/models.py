@@ -235,7 +235,9 @@ def _stderr_to_log(what: str) -> Iterator[None]:
             logger.debug("native output while %s:\n%s", what, text)
 
 
-def observe(image: npt.NDArray[np.uint8], work: npt.NDArray[np.uint8]) -> Observations:
+def observe(
+    image: npt.NDArray[np.uint8], work: npt.NDArray[np.uint8], *, mirror: bool = False
+) -> Observations:
     """Run the models on one image.
 
     Parameters
@@ -246,6 +248,10 @@ def observe(image: npt.NDArray[np.uint8], work: npt.NDArray[np.uint8]) -> Observ
     work
         The same image at working resolution (h, w, 3); pose, face detection and
         selfie segmentation run on it, and every coordinate returned is in it.
+    mirror
+        Also segment the mirrored picture and average the two person masks (and
+        the two foregrounds): the models' errors are not symmetric, so the average
+        is steadier. Costs a second pose and selfie run.
 
     Returns
     -------
@@ -255,23 +261,45 @@ def observe(image: npt.NDArray[np.uint8], work: npt.NDArray[np.uint8]) -> Observ
     h, w = work.shape[:2]
     work = np.ascontiguousarray(work)
     pose_out = models.pose.process(work)
-    selfie_out = models.selfie.process(work)
+    foreground = np.asarray(models.selfie.process(work).segmentation_mask, dtype=np.float32)
     boxes = _face_boxes(models.face_detection.process(work).detections, w, h)
-    foreground = np.asarray(selfie_out.segmentation_mask, dtype=np.float32)
     if pose_out.pose_landmarks is None or pose_out.segmentation_mask is None:
-        empty = np.zeros((h, w), np.float32)
-        return Observations(empty, foreground, None, None, boxes)
+        return Observations(np.zeros((h, w), np.float32), foreground, None, None, boxes)
     pose = np.array(
         [(p.x * w, p.y * h, p.visibility) for p in pose_out.pose_landmarks.landmark],
         dtype=np.float32,
     )
     person = np.asarray(pose_out.segmentation_mask, dtype=np.float32)
+    if mirror:
+        person, foreground = _mirror_average(models, work, person, foreground)
     scale = np.array([image.shape[1] / w, image.shape[0] / h], dtype=np.float32)
     face = _face_mesh(models, image, pose, scale=scale)
     if face is None:
         # a face the head crop missed may still be found in the whole picture
         face = _face_mesh_points(models, work)
     return Observations(person, foreground, pose, face, boxes)
+
+
+def _mirror_average(
+    models: ThreadModels, work: npt.NDArray[np.uint8], person: FloatArray, foreground: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Average the person and foreground masks with those of the mirrored picture.
+
+    With several people the mirrored run may pick someone else: its person mask is
+    used only when it mostly overlaps the first one.
+    """
+    flipped = np.ascontiguousarray(work[:, ::-1])
+    out = models.pose.process(flipped)
+    fg = np.asarray(models.selfie.process(flipped).segmentation_mask, np.float32)[:, ::-1]
+    foreground = (foreground + fg) * np.float32(0.5)
+    if out.segmentation_mask is None:
+        return person, foreground
+    other = np.asarray(out.segmentation_mask, np.float32)[:, ::-1]
+    a, b = person > 0.5, other > 0.5
+    union = int((a | b).sum())
+    if union and (a & b).sum() / union > 0.7:
+        person = (person + other) * np.float32(0.5)
+    return person, foreground
 
 
 def _face_boxes(detections: Any, w: int, h: int) -> FloatArray:

@@ -82,10 +82,10 @@ class GuidedUpsampler:
     --------
     >>> big = np.zeros((64, 64), np.float32); big[:, 37:] = 1
     >>> small = cv2.resize(big, (16, 16), interpolation=cv2.INTER_AREA)
-    >>> box, q = GuidedUpsampler(small, radius=2, eps=1e-4).upsample(small, big)
-    >>> box
-    (0, 64, 0, 64)
-    >>> bool(q[:, 33].max() < 0.2 and q[:, 40].min() > 0.8)
+    >>> (y0, y1, x0, x1), q = GuidedUpsampler(small, radius=2, eps=1e-4).upsample(small, big)
+    >>> (y0, y1, x0, x1)  # the columns left of x0 are exactly 0
+    (0, 64, 12, 64)
+    >>> bool(q[:, 33 - x0].max() < 0.2 and q[:, 40 - x0].min() > 0.8)
     True
     """
 
