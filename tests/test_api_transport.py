@@ -242,3 +242,44 @@ def test_key_absent_from_urllib3_debug_logs_and_errors(
     # and the key did reach the server, in the header only
     assert all(h.get("X-API-KEY") == KEY for _, _, h in script.seen)
     assert all(KEY not in path for _, path, _ in script.seen)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"HTTPS_PROXY": "http://proxy.test:3128"},
+        {"HTTP_PROXY": "http://p.test:1", "HTTPS_PROXY": "http://q.test:2", "NO_PROXY": "api.test"},
+        {"ALL_PROXY": "socks5://s.test:1080", "no_proxy": "*.cdn.test"},
+        {"REQUESTS_CA_BUNDLE": "/etc/ssl/custom.pem"},
+        {"CURL_CA_BUNDLE": "/etc/ssl/curl.pem", "HTTPS_PROXY": "http://proxy.test:3128"},
+    ],
+)
+@pytest.mark.parametrize(
+    "url", ["https://api.test/x", "http://api.test:8000/x", "https://a.cdn.test/m.png?s=1"]
+)
+@pytest.mark.parametrize("verify", [None, True, False, "/my/bundle.pem"])
+def test_env_cached_session_merges_like_requests(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], url: str, verify: Any
+) -> None:
+    from requests import Session
+
+    from clothseg_tools.api._http import EnvCachedSession
+
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cached = EnvCachedSession()
+    for _ in range(2):  # the second answer comes from the cache
+        ours = cached.merge_environment_settings(url, {}, None, verify, None)
+        theirs = Session().merge_environment_settings(url, {}, None, verify, None)
+        assert ours == theirs

@@ -529,6 +529,7 @@ class Client:
         *,
         sync: bool = True,
         timeout: float = 300.0,
+        poll_interval: float = 0.5,
         progress: Callable[[Task], None] | None = None,
         class_type: int = 1,
         output_type: int = 1,
@@ -547,7 +548,7 @@ class Client:
             processing" the client polls with :meth:`wait`.
         timeout
             Deadline for create + wait, in seconds.
-        progress
+        poll_interval, progress
             Passed to :meth:`wait`.
         class_type, output_type, detail_mode, quality
             The API's options.
@@ -576,7 +577,12 @@ class Client:
         )
         created = time.perf_counter()
         if not self._finished(task):
-            task = self.wait(task, timeout=max(0.0, timeout - (created - start)), progress=progress)
+            task = self.wait(
+                task,
+                timeout=max(0.0, timeout - (created - start)),
+                poll_interval=poll_interval,
+                progress=progress,
+            )
         waited = time.perf_counter()
         options = {
             "class_type": int(class_type),

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.sessions import merge_setting
+from requests.utils import get_environ_proxies
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
 from ..errors import (
@@ -44,6 +48,7 @@ from ._task import check_body_status, parse_int, redact_url
 
 __all__ = [
     "KEY_HEADER",
+    "EnvCachedSession",
     "build_session",
     "parse_json",
     "raise_for_status",
@@ -77,10 +82,52 @@ def build_session(
         retry_after_max=retry_after_max,
     )
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry)
-    session = requests.Session()
+    session = EnvCachedSession()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+class EnvCachedSession(requests.Session):
+    """A ``requests.Session`` that reads proxy and CA-bundle variables once per host.
+
+    requests scans the environment for proxies (twice) and CA bundles on every
+    request; a batch sends thousands of requests to a handful of hosts, and that scan
+    is a fifth of the client's CPU per request. The environment's answer is kept per
+    scheme and host for the session's life; everything else merges as in requests.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[str, str], tuple[dict[str, str], str | None]] = {}
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        """As ``requests.Session.merge_environment_settings``, with the lookups cached."""
+        if not self.trust_env or (proxies and proxies.get("no_proxy")):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url.decode() if isinstance(url, bytes) else str(url))
+        key = (parts.scheme, parts.netloc)
+        found = self._environment.get(key)
+        if found is None:
+            found = (
+                dict(get_environ_proxies(url)),
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"),
+            )
+            self._environment[key] = found  # a race only computes the same answer twice
+        env_proxies, env_bundle = found
+        merged = dict(proxies or {})
+        for scheme, proxy in env_proxies.items():
+            merged.setdefault(scheme, proxy)
+        if (verify is True or verify is None) and env_bundle:
+            verify = env_bundle
+        return {
+            "proxies": merge_setting(merged, self.proxies),
+            "stream": merge_setting(stream, self.stream),
+            "verify": merge_setting(verify, self.verify),
+            "cert": merge_setting(cert, self.cert),
+        }
 
 
 def translate(exc: requests.RequestException, *, what: str, url: str) -> NoReturn:
