@@ -477,3 +477,22 @@ def test_cvat_labelmap_matches_palette():
     assert lines[1] == "background:0,0,0::"
     assert lines[2 + CLASSES.index("tops")] == "tops:214,39,40::"
     assert len(lines) == 2 + len(CLASSES)
+
+
+def test_export_reads_folders_saved_by_segmentation_result(tmp_path):
+    from clothseg_tools.result import SegmentationResult
+
+    ms = make_masks(seed=11)
+    parts = make_parts(ms.shape)
+    SegmentationResult(masks=ms, parts=parts, source="shots/p1.jpg").save(tmp_path / "r" / "p1")
+    SegmentationResult(masks=ms, source="p2.png").save(tmp_path / "r" / "p2")
+    out = export_coco(tmp_path / "r", tmp_path / "c.json")
+    with_parts = {c: [ms[c] >= 128] for c in ms.classes if c not in ("bag", "tops")}
+    with_parts["tops"] = [parts["tops_0"] > 0, parts["tops_1"] > 0]
+    plain = {c: [ms[c] >= 128] for c in ms.classes if c != "bag"}
+    check_against_pycocotools(out, [("p1.jpg", with_parts), ("p2.png", plain)])
+    # the result objects themselves give the same file
+    again = export_coco(
+        [SegmentationResult.load(tmp_path / "r" / n) for n in ("p1", "p2")], tmp_path / "d.json"
+    )
+    assert json.loads(again.read_text()) == json.loads(out.read_text())
