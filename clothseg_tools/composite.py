@@ -148,7 +148,8 @@ def _blend_block(
         np.multiply(b[..., c], inv, out=y, dtype=np.uint16)
         x += y
         x += 127
-        # v // 255 == (v + (v >> 8) + 1) >> 8 for every v < 65536 - 256: shifts, no division
+        # v // 255 == (v + (v >> 8) + 1) >> 8 for every v <= 255 * 255 + 127 (checked
+        # exhaustively): shifts instead of a division
         np.right_shift(x, 8, out=y)
         x += y
         x += 1
@@ -445,6 +446,8 @@ def estimate_foreground(
     rgb = np.ascontiguousarray(as_image(image)[..., :3])
     a8 = as_mask(alpha)
     check_same_shape(a8.shape, rgb.shape, what="alpha", other="image")
+    if rgb.size == 0:
+        return rgb.copy()
     if method == "blur_fusion":
         return _foreground.blur_fusion(
             rgb, a8, radius=int(radius), refine_radius=int(refine_radius)

@@ -148,6 +148,8 @@ def merge(
     if mode not in ("max", "sum"):
         raise ValueError(f"mode must be 'max' or 'sum', got {mode!r}.")
     stack, names = _masks_stack(masks)
+    if isinstance(classes, str):  # merge(ms, "tops"): one class, not its letters
+        classes = [classes]
     idx = [i for i in _class_indices(names, names if classes is None else classes) if i is not None]
     h, w = stack.shape[1:]
     out = np.zeros((h, w), np.uint8)

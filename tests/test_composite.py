@@ -313,7 +313,7 @@ def test_estimate_foreground_checks_inputs():
 
 
 @pytest.mark.parametrize("method", ["multilevel", "blur_fusion"])
-@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (2, 3), (40, 33)])
+@pytest.mark.parametrize("shape", [(0, 4), (1, 1), (1, 7), (5, 1), (2, 3), (40, 33)])
 def test_estimate_foreground_any_shape_and_constant_mattes(method, shape):
     rng = np.random.default_rng(8)
     img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
@@ -322,3 +322,23 @@ def test_estimate_foreground_any_shape_and_constant_mattes(method, shape):
     soft = estimate_foreground(img, rng.integers(0, 256, shape, dtype=np.uint8), method=method)
     assert soft.shape == img.shape and soft.dtype == np.uint8
     estimate_foreground(img, np.zeros(shape, np.uint8), method=method)
+
+
+# -- image files ----------------------------------------------------------------------
+
+
+def test_paths_are_read_as_images(tmp_path):
+    rng = np.random.default_rng(9)
+    img = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    bg = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    mask = rng.integers(0, 256, (12, 16), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "photo.png")
+    Image.fromarray(bg).save(tmp_path / "backdrop.PNG")
+    np.testing.assert_array_equal(cutout(tmp_path / "photo.png", mask), cutout(img, mask))
+    fitted = ImageOps.fit(Image.fromarray(bg), (16, 12), method=Image.Resampling.BICUBIC)
+    expected = replace_background(img, mask, np.asarray(fitted))
+    for backdrop in (tmp_path / "backdrop.PNG", str(tmp_path / "backdrop.PNG")):
+        got = replace_background(str(tmp_path / "photo.png"), mask, backdrop, fit="cover")
+        np.testing.assert_array_equal(got, expected)
+    labels = np.zeros((12, 16), np.uint8)
+    np.testing.assert_array_equal(overlay(tmp_path / "photo.png", labels), img)

@@ -391,3 +391,8 @@ def test_resize_mask_kinds():
         resize_mask(b, (2, 2), method="cubic")
     with pytest.raises(ValueError, match="positive"):
         resize_mask(b, (0, 2))
+
+
+def test_merge_accepts_one_class_name():
+    ms = MaskSet({"tops": np.full((1, 2), 7, np.uint8), "dress": np.full((1, 2), 9, np.uint8)})
+    np.testing.assert_array_equal(merge(ms, "tops"), [[7, 7]])
