@@ -124,7 +124,7 @@ class ReplayEngine(Engine):
                 f"Replay folder {self.replay_dir} does not exist; create it, or record "
                 "results into it with clothseg_tools.engines.replay.record()."
             )
-        self._cache: OrderedDict[str, _Record] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[tuple[int, int], _Record]] = OrderedDict()
         self._cache_size = int(cache_size)
         self._lock = threading.Lock()
 
@@ -164,17 +164,29 @@ class ReplayEngine(Engine):
             parts = {name: rec.parts[name] for name in rec.parts.classes}
         return EngineOutput(masks, parts)
 
+    def _stamp(self, key: str) -> tuple[int, int] | None:
+        """Identity of the record on disk: a re-recorded image gets a new stamp."""
+        for path in (self.replay_dir / key, self.replay_dir / f"{key}.png"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            return (st.st_ino, st.st_mtime_ns)
+        return None
+
     def _load(self, key: str) -> _Record:
+        stamp = self._stamp(key)
         with self._lock:
             cached = self._cache.get(key)
-            if cached is not None:
+            if cached is not None and stamp is not None and cached[0] == stamp:
                 self._cache.move_to_end(key)
-                return cached
+                return cached[1]
         rec = self._read(key)
-        with self._lock:
-            self._cache[key] = rec
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        if stamp is not None:
+            with self._lock:
+                self._cache[key] = (stamp, rec)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return rec
 
     def _read(self, key: str) -> _Record:

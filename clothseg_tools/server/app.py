@@ -73,8 +73,10 @@ def _request_body_schema() -> dict[str, Any]:
         },
         **{name: _option_schema(name) for name in OPTIONS},
     }
+    # other fields are ignored; the schema lists only the ones that mean something
     multipart = {
         "type": "object",
+        "additionalProperties": False,
         "properties": {
             "image_file": {
                 "type": "string",
@@ -85,7 +87,14 @@ def _request_body_schema() -> dict[str, Any]:
             **fields,
         },
     }
-    plain = {"type": "object", "properties": fields}
+    # exactly one image source (API.md): the file, or its URL
+    multipart["oneOf"] = [{"required": ["image_file"]}, {"required": ["image_url"]}]
+    plain = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": fields,
+        "required": ["image_url"],
+    }
     return {
         "required": True,
         "content": {

@@ -6,6 +6,7 @@ and uvicorn are imported only when the command runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from pathlib import Path
@@ -250,4 +251,7 @@ def serve_command(
         f"{'in ' + str(data_dir) if data_dir else 'in memory'}"
         f"{', TEST CONTROLS ON' if test_controls else ''}"
     )
-    uvicorn.Server(config).run()
+    # uvicorn shuts down cleanly on Ctrl+C, then re-raises the signal: that is a normal
+    # way to stop a server, not an error
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run()

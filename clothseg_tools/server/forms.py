@@ -16,7 +16,7 @@ import math
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
@@ -47,6 +47,18 @@ OPTIONS: dict[str, tuple[tuple[int, ...], int]] = {
 class _BodyTooLarge(MultiPartException):
     """The body passed its limit while being read (a MultiPartException, so Starlette
     closes the temporary files it opened)."""
+
+
+class _MultiPartParser(MultiPartParser):
+    """Starlette's parser, closing its temporary files on every error, not only its own."""
+
+    async def parse(self) -> FormData:
+        try:
+            return await super().parse()
+        except Exception:
+            for file in getattr(self, "_files_to_close_on_error", ()):
+                file.close()
+            raise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +116,7 @@ async def read_create_request(request: Request) -> CreateRequest:
     fields: Mapping[str, Any]
     try:
         if ctype == "multipart/form-data":
-            parser = MultiPartParser(
+            parser = _MultiPartParser(
                 request.headers, stream, max_files=1, max_fields=32, max_part_size=FIELDS_LIMIT
             )
             fields = await parser.parse()
@@ -126,6 +138,10 @@ async def read_create_request(request: Request) -> CreateRequest:
             400,
             f"The multipart body could not be read ({exc.message}); send one file field "
             "image_file and plain form fields for the options.",
+        ) from None
+    except ValueError as exc:  # python-multipart's parse errors are ValueErrors
+        raise ApiProblem(
+            400, f"The form body is malformed ({exc}); let your HTTP library encode it."
         ) from None
     except ClientDisconnect:
         raise ApiProblem(400, "The client disconnected before sending the whole body.") from None

@@ -2,7 +2,7 @@
 
 Examples
 --------
->>> s = ServerSettings(api_keys=("k",), engine="replay", progression="time:0.5")
+>>> s = ServerSettings(api_keys=("k",), test_controls=True, progression="time:0.5")
 >>> s.progression_spec
 Progression(kind='time', value=0.5)
 >>> fault = parse_fault("status=429;retry_after=1")
