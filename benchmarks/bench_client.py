@@ -119,7 +119,7 @@ def sequential(url: str, images: list[bytes]) -> int:
 
 
 def batch(url: str, images: list[bytes], workers: int) -> int:
-    with Client(api_key=KEY, base_url=url, pool_size=4 * workers) as client:
+    with Client(api_key=KEY, base_url=url) as client:
         outcomes = list(client.segment_many(images, workers=workers, sync=False))
     failed = [o.error for o in outcomes if not o.ok]
     if failed:

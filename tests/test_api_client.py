@@ -22,7 +22,6 @@ from PIL import Image
 
 from clothseg_tools._io import encode_png
 from clothseg_tools.api import Client, Outcome, SegmentationResult, Task, _retry
-from clothseg_tools.api import _client as client_module
 from clothseg_tools.errors import (
     APIConnectionError,
     APIError,
@@ -87,7 +86,6 @@ def rsps() -> Iterator[responses.RequestsMock]:
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record every retry/poll delay instead of sleeping it."""
     recorded: list[float] = []
-    monkeypatch.setattr(client_module, "sleep", recorded.append)
     monkeypatch.setattr(_retry, "sleep", recorded.append)
     return recorded
 
@@ -779,3 +777,32 @@ def test_key_never_in_repr_errors_or_logs(
 def test_task_and_result_repr_hide_signed_links() -> None:
     task = Task.from_data({"task_id": "t", "state": 1, "class_masks": {"tops": f"{CDN}/a?sig=S"}})
     assert "sig=S" not in repr(task)
+
+
+def test_public_names() -> None:
+    import clothseg_tools
+    import clothseg_tools.api as api
+    from clothseg_tools import errors
+
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+    assert clothseg_tools.Client is api.Client
+    assert clothseg_tools.Task is api.Task
+    assert clothseg_tools.SegmentationResult is api.SegmentationResult
+    # every error a client call can raise is importable from the api package
+    for name in (
+        "APIConnectionError",
+        "APITimeoutError",
+        "AuthenticationError",
+        "RateLimitError",
+        "TaskFailedError",
+        "WaitTimeoutError",
+        "ResultExpiredError",
+    ):
+        assert getattr(api, name) is getattr(errors, name)
+
+
+def test_batch_wider_than_the_pool_warns(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="clothseg_tools"):
+        client.segment_many([], workers=100)
+    assert "pool_size=116" in caplog.text

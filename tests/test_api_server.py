@@ -20,7 +20,6 @@ from PIL import Image
 
 from clothseg_tools import MaskSet
 from clothseg_tools.api import Client, SegmentationResult, _retry
-from clothseg_tools.api import _client as client_module
 from clothseg_tools.classes import CLASS_TYPES, CLASSES
 from clothseg_tools.errors import (
     APIConnectionError,
@@ -138,7 +137,6 @@ def fast_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         asked.append(seconds)
         time.sleep(seconds / 50)
 
-    monkeypatch.setattr(client_module, "sleep", short)
     monkeypatch.setattr(_retry, "sleep", short)
     return asked
 

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from clothseg_tools.api import Client, _retry
-from clothseg_tools.api import _client as client_module
 from clothseg_tools.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -112,7 +111,6 @@ def server() -> Iterator[tuple[str, Script]]:
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     recorded: list[float] = []
-    monkeypatch.setattr(client_module, "sleep", recorded.append)
     monkeypatch.setattr(_retry, "sleep", recorded.append)
     return recorded
 

@@ -12,8 +12,6 @@ False
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import os
 import threading
@@ -23,27 +21,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import numpy as np
-import numpy.typing as npt
 import requests
-from requests.utils import requote_uri
 
-from ..classes import canonical_class
 from ..errors import (
-    APIConnectionError,
-    APIError,
     ConfigurationError,
     InvalidRequestError,
-    MaskDecodeError,
     RateLimitError,
     ServerError,
-    TaskFailedError,
-    WaitTimeoutError,
 )
-from ..masks import MaskSet
 from ..result import SegmentationResult, check_options
+from . import _retry
 from ._batch import Outcome, current_limiter, run_many
+from ._fetch import DOWNLOAD_THREADS, download_result
 from ._http import KEY_HEADER, build_session, raise_for_status, translate
+from ._poll import poll
 from ._retry import (
     BACKOFF_FACTOR,
     BACKOFF_MAX,
@@ -52,9 +43,17 @@ from ._retry import (
     RETRY_AFTER_MAX,
     RateLimiter,
     retry_delay,
-    sleep,
 )
-from ._task import Task, redact_url
+from ._task import Task, is_finished, redact_url
+from ._upload import (
+    OPTION_NAMES,
+    Secret,
+    check_image_url,
+    describe,
+    form_fields,
+    is_url,
+    load_upload,
+)
 
 __all__ = ["ENDPOINT", "Client"]
 
@@ -65,32 +64,8 @@ ENDPOINT = "/api/tasks/visual/clothing-segmentation"
 #: Environment variables read when ``api_key`` / ``base_url`` are not given.
 KEY_ENV = "CLOTHSEG_API_KEY"
 URL_ENV = "CLOTHSEG_BASE_URL"
-#: Polling: each interval is 1.5 x the previous one, never above 5 s.
-POLL_GROWTH = 1.5
-POLL_MAX = 5.0
 
 Timeout = float | tuple[float, float]
-
-
-class _Secret:
-    """Holds the API key so that no repr, ``vars()`` dump or traceback shows it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<hidden>"
-
-    __str__ = __repr__
-
-
-def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and value.strip().lower().startswith(("http://", "https://"))
 
 
 class Client:
@@ -115,8 +90,9 @@ class Client:
     connect_timeout
         Seconds to wait for a connection.
     pool_size
-        Connections kept per host. Batches use ``workers`` connections for tasks plus
-        the parallel mask downloads, so keep it at least ``4 * workers``.
+        Connections kept open per host. A batch uses one per worker for its API calls
+        plus up to :data:`DOWNLOAD_THREADS` for mask downloads; the default serves up to
+        48 workers (connections are opened only when needed).
     backoff_factor, backoff_max, retry_after_max
         Retry timing: first backoff, its cap, and the longest ``Retry-After`` honoured.
 
@@ -146,13 +122,13 @@ class Client:
         session: requests.Session | None = None,
         *,
         connect_timeout: float = 10.0,
-        pool_size: int = 32,
+        pool_size: int = 64,
         backoff_factor: float = BACKOFF_FACTOR,
         backoff_max: float = BACKOFF_MAX,
         retry_after_max: float = RETRY_AFTER_MAX,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(KEY_ENV)
-        self._key = _Secret(key) if key else None
+        self._key = Secret(key) if key else None
         url = base_url if base_url is not None else os.environ.get(URL_ENV)
         self._base_url = url.strip().rstrip("/") if url else None
         if isinstance(timeout, tuple):
@@ -204,7 +180,7 @@ class Client:
                 f"No service address: pass Client(base_url=...) or set {URL_ENV} "
                 "(for the local server: clothseg serve, then http://127.0.0.1:8000)."
             )
-        if not _is_url(self._base_url) or not urlsplit(self._base_url).hostname:
+        if not is_url(self._base_url) or not urlsplit(self._base_url).hostname:
             raise ConfigurationError(
                 f"base_url must start with http:// or https:// and name a host, got "
                 f"{redact_url(self._base_url)!r}."
@@ -248,7 +224,7 @@ class Client:
                 # a session we built already retried in urllib3; a caller's may not have
                 if method == "GET" and not self._owns_session and attempt < self.max_retries:
                     attempt += 1
-                    sleep(self._delay(attempt, None))
+                    _retry.sleep(self._delay(attempt, None))
                     continue
                 translate(exc, what=what, url=url)
             logger.debug(
@@ -276,7 +252,7 @@ class Client:
                     self.max_retries,
                     delay,
                 )
-                sleep(delay)
+                _retry.sleep(delay)
 
     def _may_retry(self, method: str, status: int, from_body: bool) -> bool:
         if method == "POST":
@@ -350,7 +326,7 @@ class Client:
         self, image: Any, image_url: str | None, *, sync: bool, **options: Any
     ) -> tuple[Task, tuple[int, int] | None]:
         """Create a task; also return the uploaded image's (H, W) when there is one."""
-        fields = self._fields(sync=sync, **options)
+        fields = form_fields(sync=sync, **options)
         if (image is None) == (image_url is None):
             given = "both" if image is not None else "neither"
             raise InvalidRequestError(
@@ -359,43 +335,14 @@ class Client:
         files = None
         size = None
         if image_url is not None:
-            fields["image_url"] = self._check_url(image_url)
+            fields["image_url"] = check_image_url(image_url)
         else:
-            data, filename, mime, size = self._load(image)
+            data, filename, mime, size = load_upload(image)
             files = {"image_file": (filename, data, mime)}
         body = self._api("POST", ENDPOINT, what="creating a task", data=fields, files=files)
         task = Task.from_response(body)
         logger.debug("created task %s (state %s)", task.task_id, task.state)
         return task, size
-
-    @staticmethod
-    def _fields(*, sync: bool, **options: Any) -> dict[str, str]:
-        checked = check_options(**options)
-        fields = {name: str(value) for name, value in checked.items()}
-        fields["sync"] = "1" if sync else "0"
-        return fields
-
-    @staticmethod
-    def _check_url(url: Any) -> str:
-        if not _is_url(url) or not urlsplit(str(url).strip()).hostname:
-            raise InvalidRequestError(
-                f"image_url must be an http:// or https:// URL with a host, got "
-                f"{redact_url(str(url))!r}."
-            )
-        # API.md: URLs passed as parameters follow URL-encoding rules
-        return requote_uri(str(url).strip())
-
-    @staticmethod
-    def _load(image: Any) -> tuple[bytes, str, str, tuple[int, int]]:
-        """Checked upload bytes, file name, MIME type and the image's (H, W)."""
-        from PIL import Image
-
-        from ..inputs import check_image_bytes, load_input
-
-        data, filename = load_input(image)  # raises the typed InputError subclasses
-        info = check_image_bytes(data, name=filename)  # header only: cheap the second time
-        mime = Image.MIME.get(info.format, "application/octet-stream")
-        return data, filename, mime, (info.height, info.width)
 
     def get_task(self, task_id: str | Task, *, timeout: tuple[float, float] | None = None) -> Task:
         """Query a task once.
@@ -463,62 +410,14 @@ class Client:
             A state the contract does not define, or a non-transient failure.
         """
         tid = self._task_id(task_id)
-        deadline = time.monotonic() + float(timeout)
-        interval = max(float(poll_interval), 0.0)
-        seen: tuple[int | None, int | None] | None = None
-        last_progress: int | None = None
-        last_error: Exception | None = None
-        while True:
-            remaining = deadline - time.monotonic()
-            poll_timeout = (self.timeout[0], max(0.5, min(self.timeout[1], remaining)))
-            pause = interval
-            try:
-                task = self.get_task(tid, timeout=poll_timeout)
-            except (APIConnectionError, RateLimitError, ServerError) as exc:
-                if isinstance(exc, ServerError) and exc.status not in GET_RETRY_STATUSES:
-                    raise  # 500 and other 5xx say the service broke, not that it is busy
-                last_error = exc
-                retry_after = getattr(exc, "retry_after", None)
-                pause = max(interval, min(retry_after or 0.0, self._backoff[2]))
-                logger.warning("polling task %s: %s; polling again", tid, exc)
-            else:
-                last_error = None
-                if progress is not None and (task.state, task.progress) != seen:
-                    progress(task)
-                seen = (task.state, task.progress)
-                last_progress = task.progress if task.progress is not None else last_progress
-                if self._finished(task):
-                    return task
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                why = f" (last error: {last_error})" if last_error else ""
-                raise WaitTimeoutError(
-                    f"Task {tid} was still processing after {float(timeout):g} s{why}; "
-                    f"resume with client.wait({tid!r}).",
-                    task_id=tid,
-                    progress=last_progress,
-                )
-            sleep(min(pause, remaining))
-            interval = min(max(interval, 0.05) * POLL_GROWTH, POLL_MAX)
-
-    @staticmethod
-    def _finished(task: Task) -> bool:
-        """True when done; False while processing; raises for failure and unknown states."""
-        if task.is_done:
-            return True
-        if task.is_failed:
-            raise TaskFailedError(
-                f"Task {task.task_id} failed with state {task.state}: "
-                f"{task.message or 'no message'}.",
-                task_id=task.task_id,
-                state=task.state,
-                status=task.status,
-            )
-        if task.is_processing:
-            return False
-        raise APIError(
-            f"Task {task.task_id} reported state {task.state!r}, which the contract does not "
-            "define (1 done, > 1 processing, < 0 failed); stopping instead of polling forever."
+        return poll(
+            lambda read_timeout: self.get_task(tid, timeout=read_timeout),
+            task_id=tid,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            progress=progress,
+            request_timeout=self.timeout,
+            retry_after_max=self._backoff[2],
         )
 
     # -- results --------------------------------------------------------------------------
@@ -565,7 +464,7 @@ class Client:
             See :meth:`create_task`, :meth:`wait` and :meth:`fetch`.
         """
         start = time.perf_counter()
-        url = image.strip() if _is_url(image) else None
+        url = image.strip() if is_url(image) else None
         task, size = self._create(
             None if url else image,
             url,
@@ -576,7 +475,7 @@ class Client:
             quality=quality,
         )
         created = time.perf_counter()
-        if not self._finished(task):
+        if not is_finished(task):
             task = self.wait(
                 task,
                 timeout=max(0.0, timeout - (created - start)),
@@ -593,7 +492,7 @@ class Client:
         }
         result = self.fetch(
             task,
-            source=self.describe(image),
+            source=describe(image),
             options=options,
             source_size=size,
         )
@@ -605,29 +504,6 @@ class Client:
             total=done - start,
         )
         return result
-
-    @staticmethod
-    def describe(image: Any, index: int | None = None) -> str:
-        """A printable name for an input: path, URL without query, or its kind.
-
-        Examples
-        --------
-        >>> Client.describe("https://h/p.jpg?token=x"), Client.describe(b"...", 3)
-        ('https://h/p.jpg', '<bytes #3>')
-        """
-        if _is_url(image):
-            return redact_url(image.strip())
-        if isinstance(image, (str, os.PathLike)):
-            return str(image)
-        name = getattr(image, "name", None)
-        if isinstance(name, str) and name:
-            return name
-        kind = (
-            "bytes"
-            if isinstance(image, (bytes, bytearray, memoryview))
-            else ("array" if isinstance(image, np.ndarray) else type(image).__name__)
-        )
-        return f"<{kind}>" if index is None else f"<{kind} #{index}>"
 
     def fetch(
         self,
@@ -662,25 +538,15 @@ class Client:
         """
         if not isinstance(task, Task):
             task = self.get_task(task)
-        self._finished(task)
-        start = time.perf_counter()
-        pool = self._download_pool()
-        mask_jobs = {
-            canonical_class(name): pool.submit(self._decode_mask, value, name)
-            for name, value in task.class_masks.items()
-        }
-        zip_job = pool.submit(self._read_zip, task.clothes_masks) if task.clothes_masks else None
-        masks = {name: job.result() for name, job in mask_jobs.items()}
-        parts = zip_job.result() if zip_job is not None else {}
-        shape = self._result_shape(masks, parts, source_size, task)
-        return SegmentationResult(
-            masks=MaskSet(masks, shape=shape),
-            parts=MaskSet(parts, shape=shape),
-            task=task,
+        is_finished(task)
+        return download_result(
+            task,
+            session=self._session,
+            timeout=self.timeout,
+            pool=self._download_pool(),
             source=source,
-            options=dict(options or {}),
-            timings={"download": time.perf_counter() - start},
-            notes=() if masks or parts else ("the service returned no masks",),
+            options=options,
+            source_size=source_size,
         )
 
     def _download_pool(self) -> ThreadPoolExecutor:
@@ -689,57 +555,9 @@ class Client:
                 raise ConfigurationError("This Client is closed; create a new one.")
             if self._downloads is None:
                 self._downloads = ThreadPoolExecutor(
-                    max_workers=self._pool_size, thread_name_prefix="clothseg-download"
+                    max_workers=DOWNLOAD_THREADS, thread_name_prefix="clothseg-download"
                 )
             return self._downloads
-
-    def _decode_mask(self, value: str, name: str) -> npt.NDArray[np.uint8]:
-        from ..decode import decode_mask
-
-        if not _is_url(value) and not value.lstrip().startswith("data:") and os.path.exists(value):
-            # decode_mask also reads local files; a value from the service never names one
-            raise MaskDecodeError(
-                f"The service sent a file path for mask {name!r} instead of a link or "
-                "base64 data; refusing to read local files."
-            )
-        return decode_mask(value, name=name, session=self._session, timeout=self.timeout)
-
-    def _read_zip(self, value: str) -> dict[str, npt.NDArray[np.uint8]]:
-        from ..decode import download
-        from ..zipmasks import group_parts, read_mask_zip
-
-        if _is_url(value):
-            data = download(value, session=self._session, timeout=self.timeout, what="mask ZIP")
-        else:
-            data = _inline_bytes(value)
-        entries = read_mask_zip(data)
-        parts: dict[str, npt.NDArray[np.uint8]] = {}
-        for cls, members in group_parts(entries).items():
-            for i, mask in enumerate(members.values()):
-                parts[f"{cls}_{i}"] = mask
-        return parts
-
-    @staticmethod
-    def _result_shape(
-        masks: Mapping[str, npt.NDArray[np.uint8]],
-        parts: Mapping[str, npt.NDArray[np.uint8]],
-        source_size: tuple[int, int] | None,
-        task: Task,
-    ) -> tuple[int, int]:
-        from ..errors import ShapeMismatchError
-
-        shapes = {("mask " + n): m.shape for n, m in masks.items()}
-        shapes.update({("part " + n): m.shape for n, m in parts.items()})
-        expected = source_size or next(iter(shapes.values()), (0, 0))
-        for name, shape in shapes.items():
-            if tuple(shape) != tuple(expected):
-                where = "the source image" if source_size else "the first mask"
-                raise ShapeMismatchError(
-                    f"Task {task.task_id}: {name} has shape {tuple(shape)} but {where} has "
-                    f"shape {tuple(expected)}; the service must return masks at the source "
-                    "image's size."
-                )
-        return int(expected[0]), int(expected[1])
 
     # -- batches --------------------------------------------------------------------------
 
@@ -772,14 +590,22 @@ class Client:
         Outcome
             ``index``, ``source``, ``result`` or ``error``, ``seconds``.
         """
-        check_options(**{k: v for k, v in options.items() if k in _OPTION_NAMES})
+        check_options(**{k: v for k, v in options.items() if k in OPTION_NAMES})
         limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+        if self._owns_session and int(workers) + DOWNLOAD_THREADS > self._pool_size:
+            logger.warning(
+                "segment_many(workers=%d) may open more connections than the pool keeps "
+                "(%d); pass Client(pool_size=%d) to reuse them all.",
+                workers,
+                self._pool_size,
+                int(workers) + DOWNLOAD_THREADS,
+            )
         return run_many(
             lambda image: self.segment(image, **options),
             images,
             workers=workers,
             limiter=limiter,
-            describe=lambda index, image: self.describe(image, index),
+            describe=lambda index, image: describe(image, index),
         )
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -799,20 +625,3 @@ class Client:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-_OPTION_NAMES = ("class_type", "output_type", "detail_mode", "quality")
-
-
-def _inline_bytes(value: str) -> bytes:
-    """Bytes of a base64 value or ``data:`` URI (a ZIP sent inline instead of a link)."""
-    text = value.strip()
-    if text.startswith("data:"):
-        text = text.partition(",")[2]
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise MaskDecodeError(
-            "clothes_masks is neither an http(s) link nor valid base64; the service's answer "
-            "is malformed."
-        ) from exc

@@ -26,12 +26,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import APIError, status_error
+from ..errors import APIError, TaskFailedError, status_error
 
 __all__ = [
     "STATE_SUCCEEDED",
     "Task",
     "check_body_status",
+    "is_finished",
     "parse_int",
     "parse_time",
     "redact_url",
@@ -344,3 +345,39 @@ class Task:
             "status": self.status,
             "message": self.message,
         }
+
+
+def is_finished(task: Task) -> bool:
+    """True when ``task`` is done, False while it is processing.
+
+    Raises
+    ------
+    TaskFailedError
+        The task failed (``state < 0``).
+    APIError
+        A state the contract does not define (``0``): a waiter must stop, not loop.
+
+    Examples
+    --------
+    >>> is_finished(Task("t", state=1)), is_finished(Task("t", state=3))
+    (True, False)
+    >>> is_finished(Task("t", state=0))
+    Traceback (most recent call last):
+    ...
+    clothseg_tools.errors.APIError: Task t reported state 0, which the contract does not ...
+    """
+    if task.is_done:
+        return True
+    if task.is_failed:
+        raise TaskFailedError(
+            f"Task {task.task_id} failed with state {task.state}: {task.message or 'no message'}.",
+            task_id=task.task_id,
+            state=task.state,
+            status=task.status,
+        )
+    if task.is_processing:
+        return False
+    raise APIError(
+        f"Task {task.task_id} reported state {task.state!r}, which the contract does not define "
+        "(1 done, > 1 processing, < 0 failed); stopping instead of polling forever."
+    )
