@@ -27,7 +27,8 @@ import numpy.typing as npt
 
 from ._io import atomic_write_bytes, encode_png
 from .batch import BatchSummary, Progress, discover_inputs, discover_results, run_job
-from .batch.post import cutout_job, labelmap_job, overlay_job, stats_job, write_dataset_stats
+from .batch.coverage import stats_job, write_dataset_stats
+from .batch.post import cutout_job, labelmap_job, overlay_job
 from .batch.segment import segment_batch
 
 __all__ = ["DemoResult", "run_demo", "sample_photos"]

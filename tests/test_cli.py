@@ -295,30 +295,40 @@ def results(inputs, tmp_path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("args", "name", "mode"),
+    ("args", "name", "mode", "manifest"),
     [
-        (["merge"], "merged.png", "L"),
-        (["merge", "--classes", "hair"], "merged.png", "L"),
-        (["labelmap"], "labels.png", "P"),
-        (["cutout"], "cutout.png", "RGBA"),
-        (["cutout", "--decontaminate", "--name", "clean.png"], "clean.png", "RGBA"),
-        (["background", "--color", "#00ff00"], "background.png", "RGB"),
-        (["background", "--blur", "--name", "blur.jpg"], "blur.jpg", "RGB"),
-        (["overlay", "--alpha", "0.7"], "overlay.png", "RGB"),
+        (["merge"], "merged.png", "L", "manifest-merge.jsonl"),
+        (["merge", "--classes", "hair"], "merged.png", "L", "manifest-merge.jsonl"),
+        (["labelmap"], "labels.png", "P", "manifest-labelmap.jsonl"),
+        (["cutout"], "cutout.png", "RGBA", "manifest-cutout.jsonl"),
+        (
+            ["cutout", "--decontaminate", "--name", "clean.png"],
+            "clean.png",
+            "RGBA",
+            "manifest-cutout-clean.png.jsonl",
+        ),
+        (
+            ["background", "--color", "#00ff00"],
+            "background.png",
+            "RGB",
+            "manifest-background.jsonl",
+        ),
+        (
+            ["background", "--blur", "--name", "blur.jpg"],
+            "blur.jpg",
+            "RGB",
+            "manifest-background-blur.jpg.jsonl",
+        ),
+        (["overlay", "--alpha", "0.7"], "overlay.png", "RGB", "manifest-overlay.jsonl"),
     ],
 )
-def test_post_commands_write_one_file_per_result(results, args, name, mode):
+def test_post_commands_write_one_file_per_result(results, args, name, mode, manifest):
     run(*args, results, code=0)
     for key in ("a/shirt", "b/shirt", "c", "d", "e/f/g"):
         with Image.open(results / key / name) as im:
             assert im.mode == mode and im.size == (64, 48)
-    command = args[0]
-    manifest = results / (
-        f"manifest-{command}.jsonl"
-        if name.split(".")[0] in ("merged", "labels", "cutout", "background", "overlay")
-        else f"manifest-{command}-{name}.jsonl"
-    )
-    assert len(read_manifest(manifest)) == 5
+    records = read_manifest(results / manifest)
+    assert len(records) == 5 and all(r["status"] == "done" for r in records.values())
 
 
 def test_merge_is_the_pixelwise_maximum(results):
@@ -403,3 +413,27 @@ def test_report_command(results):
     assert str(page) in result.output and page.resolve().as_uri() in result.output
     text = page.read_text()
     assert "Spring shoot" in text and "FileTooLargeError" in text
+
+
+def test_url_inputs_are_fetched_and_their_secrets_never_written(inputs, tmp_path, http_server):
+    photos, rec = inputs
+    url = http_server.add_file("/img/c.png", photos / "c.png", content_type="image/png")
+    out = tmp_path / "out"
+    segment(url + "?X-Signature=top-secret", out, rec, code=0)
+    assert (out / "c" / "result.json").is_file()
+    for path in out.rglob("*.json*"):
+        assert "top-secret" not in path.read_text()
+    [rec_] = read_manifest(out / "manifest.jsonl").values()
+    assert rec_["source"].startswith(url) and rec_["status"] == "done"
+
+
+def test_serve_says_what_to_install_when_the_server_package_cannot_load(monkeypatch):
+    import sys
+
+    import clothseg_tools.cli as cli_module
+
+    monkeypatch.setitem(sys.modules, "clothseg_tools.server.cli", None)
+    command = cli_module._serve_command()
+    result = CliRunner().invoke(command, ["--port", "1"])
+    assert result.exit_code == 1
+    assert "pip install 'clothseg_tools[server]'" in result.output

@@ -342,7 +342,7 @@ class BatchSummary:
         return EXIT_FAILED if (self.failed or self.failed_before) else EXIT_OK
 
     def table(self) -> str:
-        """A plain-text summary table (done, skipped, failed by error type).
+        """A plain-text summary table: done, skipped, failed, and failures by error type.
 
         Examples
         --------
@@ -352,6 +352,7 @@ class BatchSummary:
         segment: 3 items in 2.0 s (1.5 items/s)
           done                        1
           failed                      2
+          failures by error type:
             ImageDecodeError          2
         """
         ran = self.done + self.failed
@@ -365,12 +366,11 @@ class BatchSummary:
             ("not started", self.not_started),
         ]
         width = 26
-        for label, count in rows:
-            if count or label == "done":
-                lines.append(f"  {label:<{width}}{count:>3}")
-                if label == "failed before" or (label == "failed" and not self.failed_before):
-                    for name, n in sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0])):
-                        lines.append(f"    {name:<{width - 2}}{n:>3}")
+        lines += [f"  {label:<{width}}{n:>3}" for label, n in rows if n or label == "done"]
+        if self.errors:
+            lines.append("  failures by error type:")
+            for name, n in sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0])):
+                lines.append(f"    {name:<{width - 2}}{n:>3}")
         return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from ..batch import Job, discover_results, run_job
+from ..batch.coverage import stats_job, write_dataset_stats
 from ..batch.post import (
     DEFAULT_NAMES,
     background_job,
@@ -21,8 +22,6 @@ from ..batch.post import (
     overlay_job,
     parse_classes,
     parse_color,
-    stats_job,
-    write_dataset_stats,
 )
 from ._common import TqdmProgress, batch_options, finish_batch
 
