@@ -441,7 +441,7 @@ def test_dress_only_when_one_garment_spans_the_thighs(figures, kind, dress, garm
 
 def test_leaves_partition_the_person(figures):
     parsing, *_ = figures["outfit"]
-    total = parsing.leaves.sum(axis=2)
+    total = parsing.leaves.sum(axis=0)
     assert total.max() <= 1.0 + 1e-5
     assert parsing.leaves.min() >= 0.0
     assert set(LEAVES) == {leaf for leaves in CLASS_LEAVES.values() for leaf in leaves}

@@ -247,7 +247,7 @@ def _upsample_leaves(
         return out
     radius = max(2, round(max(work.shape[:2]) / 192))
     upsampler = GuidedUpsampler(_guide(work, colour=detail), radius=radius, eps=_EPS)
-    leaves = [np.ascontiguousarray(parsing.leaf(name)) for name in names]
+    leaves = [parsing.leaf(name) for name in names]
     if detail and work.shape[:2] != (H, W):
         # a first step to up to twice the working size, then a second from there
         mid_size = min(2 * max(work.shape[:2]), max(H, W))

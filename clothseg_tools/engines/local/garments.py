@@ -270,10 +270,12 @@ def garment_labels(scene: Scene, clothes: BoolArray, face: FaceFrame | None) -> 
             along(t1) + right + (hip_right - right) * f1,
             along(t0) + right + (hip_right - right) * f0,
         ]
-        return np.round(np.stack(pts) * 16).astype(np.int32)
+        return np.round(np.stack(pts) * (16 / grid)).astype(np.int32)
 
-    # the skeleton: 0 = empty, then label values; later drawings win overlaps
-    skeleton = np.zeros((h, w), np.uint8)
+    # The skeleton: 0 = empty, then label values; later drawings win overlaps. It is
+    # drawn at half the working size: the nearest-part assignment needs no more.
+    grid = 2 if max(h, w) > 384 else 1
+    skeleton = np.zeros((-(-h // grid), -(-w // grid)), np.uint8)
     cv2.fillPoly(skeleton, [torso_polygon(waist, 1.2)], (BOTTOM,), shift=4)
     for a, b in (
         (P.LEFT_HIP, P.LEFT_KNEE),
@@ -281,21 +283,23 @@ def garment_labels(scene: Scene, clothes: BoolArray, face: FaceFrame | None) -> 
         (P.RIGHT_HIP, P.RIGHT_KNEE),
         (P.RIGHT_KNEE, P.RIGHT_ANKLE),
     ):
-        _line(skeleton, scene.point(a), scene.point(b), BOTTOM)
+        _line(skeleton, scene.point(a) / grid, scene.point(b) / grid, BOTTOM)
     cv2.fillPoly(skeleton, [torso_polygon(0.0, waist)], (TOP,), shift=4)
     if face is not None:
         chin = face.centre - face.up * np.float32(face.half_height)
-        _line(skeleton, shoulders, chin, TOP)  # collars and scarves
+        _line(skeleton, shoulders / grid, chin / grid, TOP)  # collars and scarves
     for a, b in (
         (P.LEFT_SHOULDER, P.LEFT_ELBOW),
         (P.LEFT_ELBOW, P.LEFT_WRIST),
         (P.RIGHT_SHOULDER, P.RIGHT_ELBOW),
         (P.RIGHT_ELBOW, P.RIGHT_WRIST),
     ):
-        _line(skeleton, scene.point(a), scene.point(b), TOP)
+        _line(skeleton, scene.point(a) / grid, scene.point(b) / grid, TOP)
 
     labels, distance = _nearest_label(skeleton)
-    labels[distance > _REACH * scene.shoulder_width] = OTHER
+    labels[distance > _REACH * scene.shoulder_width / grid] = OTHER
+    if grid > 1:
+        labels = np.asarray(cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST))
 
     skirt = _skirt_between_thighs(scene, clothes)
     dress = False

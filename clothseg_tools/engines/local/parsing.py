@@ -66,7 +66,7 @@ class Parsing:
     Attributes
     ----------
     leaves : ndarray
-        (h, w, len(LEAVES)) float32; each pixel's leaves sum to at most 1 and the
+        (len(LEAVES), h, w) float32; each pixel's leaves sum to at most 1 and the
         remainder is background.
     notes : list of str
         Remarks for the user (fallbacks taken).
@@ -80,7 +80,7 @@ class Parsing:
 
     def leaf(self, name: str) -> FloatArray:
         """One leaf's (h, w) confidence (a view)."""
-        return self.leaves[:, :, LEAVES.index(name)]
+        return self.leaves[LEAVES.index(name)]
 
 
 def parse(rgb: npt.NDArray[np.uint8], obs: Observations) -> Parsing:
@@ -99,7 +99,7 @@ def parse(rgb: npt.NDArray[np.uint8], obs: Observations) -> Parsing:
         All zeros (and a note) when no person was found.
     """
     h, w = rgb.shape[:2]
-    leaves = np.zeros((h, w, len(LEAVES)), np.float32)
+    leaves = np.zeros((len(LEAVES), h, w), np.float32)
     if obs.pose is None:
         return Parsing(leaves, ["no person found; every mask is empty"], {"person": False})
     scene = Scene(lab_image(rgb), _sharpen(obs.person), obs.pose)
@@ -137,15 +137,15 @@ def parse(rgb: npt.NDArray[np.uint8], obs: Observations) -> Parsing:
     for name in ("face", "hair", "acc", "shoes", "body"):
         if name in claims:
             share = rest * claims[name]
-            leaves[:, :, LEAVES.index(name)] = share
+            leaves[LEAVES.index(name)] = share
             rest -= share
     bag_leaf = np.maximum(bag - scene.person, 0.0)
-    leaves[:, :, LEAVES.index("bag")] = bag_leaf
+    leaves[LEAVES.index("bag")] = bag_leaf
 
     split = garment_labels(scene, rest > 0.5, face)
     details.update(waist=split.waist, waist_edge=split.waist_edge, dress=split.dress)
     for name, value in (("tops", TOP), ("bottoms", BOTTOM), ("dress", DRESS), ("others", OTHER)):
-        leaves[:, :, LEAVES.index(name)] = rest * (split.labels == value)
+        leaves[LEAVES.index(name)] = rest * (split.labels == value)
     return Parsing(leaves, notes, details)
 
 
