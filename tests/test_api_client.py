@@ -806,3 +806,11 @@ def test_batch_wider_than_the_pool_warns(client: Client, caplog: pytest.LogCaptu
     with caplog.at_level(logging.WARNING, logger="clothseg_tools"):
         client.segment_many([], workers=100)
     assert "pool_size=116" in caplog.text
+
+
+def test_fetch_refuses_an_unfinished_task(rsps: responses.RequestsMock, client: Client) -> None:
+    rsps.get(task_url("t1"), json=processing(30))
+    with pytest.raises(APIError, match=r"still processing.*client\.wait\('t1'\)"):
+        client.fetch("t1")
+    with pytest.raises(TaskFailedError):
+        client.fetch(Task("t1", state=-1))

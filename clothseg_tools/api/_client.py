@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from ..errors import (
+    APIError,
     ConfigurationError,
     InvalidRequestError,
     RateLimitError,
@@ -529,6 +530,8 @@ class Client:
 
         Raises
         ------
+        APIError
+            The task is still processing (:class:`TaskFailedError` when it failed).
         ResultExpiredError
             A link is past its hour (403/404/410): query the task again.
         MaskDecodeError, MaskZipError
@@ -538,7 +541,11 @@ class Client:
         """
         if not isinstance(task, Task):
             task = self.get_task(task)
-        is_finished(task)
+        if not is_finished(task):
+            raise APIError(
+                f"Task {task.task_id} is still processing; wait for it first: "
+                f"client.fetch(client.wait({task.task_id!r}))."
+            )
         return download_result(
             task,
             session=self._session,
