@@ -21,6 +21,7 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +31,9 @@ from .batch import BatchSummary, Progress, discover_inputs, discover_results, ru
 from .batch.coverage import stats_job, write_dataset_stats
 from .batch.post import cutout_job, labelmap_job, overlay_job
 from .batch.segment import segment_batch
+
+if TYPE_CHECKING:
+    from .engines.base import Engine
 
 __all__ = ["DemoResult", "run_demo", "sample_photos"]
 
@@ -44,15 +48,15 @@ class DemoResult:
         The sample photos.
     results : pathlib.Path
         The result folders, post-processing outputs and manifests.
-    report : pathlib.Path
-        The HTML review page.
+    report : pathlib.Path or None
+        The HTML review page; ``None`` when Ctrl-C stopped the demo first.
     summaries : dict of str to BatchSummary
         Per step (``segment``, ``overlay``, ``cutout``, ``labelmap``, ``stats``).
     """
 
     photos: Path
     results: Path
-    report: Path
+    report: Path | None
     summaries: dict[str, BatchSummary]
 
     @property
@@ -141,19 +145,23 @@ def sample_photos(folder: str | os.PathLike[str]) -> list[Path]:
 def run_demo(
     out: str | os.PathLike[str] = "clothseg-demo",
     *,
-    engine: str = "local",
+    engine: str | Engine = "local",
     workers: int = 2,
     progress: Callable[[str], Progress] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Segment the sample photos, post-process them and write the report.
 
+    Ctrl-C stops after the images in flight; the result then has no report and a
+    rerun resumes.
+
     Parameters
     ----------
     out
         Folder for ``photos/``, ``results/`` and ``results/report.html``.
     engine
-        The in-process engine (``"local"``; ``"replay"`` needs ``CLOTHSEG_REPLAY_DIR``).
+        The in-process engine: ``"local"``, or any engine name or instance that
+        :func:`~clothseg_tools.batch.segment.segment_batch` accepts.
     workers
         Items processed at once.
     progress
@@ -201,9 +209,13 @@ def run_demo(
         "labelmap": labelmap_job(results),
         "stats": stats_job(results),
     }
+    if summaries["segment"].interrupted:
+        return DemoResult(photos_dir, results, None, summaries)
     for step, job in steps.items():
         say(f"Running {step}")
         summaries[step] = run_job(job, folders, workers=workers, progress=bar(step))
+        if summaries[step].interrupted:
+            return DemoResult(photos_dir, results, None, summaries)
     write_dataset_stats(steps["stats"], folders)
     say("Writing the report")
     report = build_report(results, title="clothseg demo", workers=workers)

@@ -437,3 +437,17 @@ def test_serve_says_what_to_install_when_the_server_package_cannot_load(monkeypa
     result = CliRunner().invoke(command, ["--port", "1"])
     assert result.exit_code == 1
     assert "pip install 'clothseg_tools[server]'" in result.output
+
+
+def test_without_key_or_local_engine_the_message_says_what_to_install(
+    inputs, tmp_path, monkeypatch
+):
+    import clothseg_tools.engines as engines
+
+    photos, _ = inputs
+    monkeypatch.delenv("CLOTHSEG_API_KEY", raising=False)
+    monkeypatch.delenv("CLOTHSEG_REPLAY_DIR", raising=False)
+    monkeypatch.setattr(engines, "default_engine_name", lambda: "replay")
+    result = run("segment", photos, "--out", tmp_path / "o", code=2)
+    assert "Error: EngineUnavailableError:" in result.output
+    assert "pip install 'clothseg_tools[local]'" in result.output

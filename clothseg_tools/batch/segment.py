@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
-from ..errors import ConfigurationError, FileTooLargeError
+from ..errors import ConfigurationError, EngineUnavailableError, FileTooLargeError
 from ..result import RESULT_NAME, SegmentationResult, check_options, segment_with_engine
 from .discover import BatchItem
 from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
@@ -42,6 +42,9 @@ __all__ = [
 
 logger = logging.getLogger("clothseg_tools")
 
+#: Environment variable naming the replay engine's record folder.
+REPLAY_DIR_ENV = "CLOTHSEG_REPLAY_DIR"
+
 #: Backend names ``--engine`` accepts (``auto`` picks one, see :func:`choose_backend`).
 BACKENDS = ("auto", "remote", "local", "replay")
 
@@ -54,8 +57,15 @@ Segmenter = Callable[[BatchItem], SegmentationResult]
 def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -> str:
     """The backend a batch uses: ``engine`` when forced, else ``remote`` with a key.
 
-    Without a key the default in-process engine is used (``local`` when its
-    dependencies are installed).
+    Without a key the local engine is used; when it is not installed, the replay
+    engine only if ``CLOTHSEG_REPLAY_DIR`` names its records.
+
+    Raises
+    ------
+    ConfigurationError
+        An unknown name.
+    EngineUnavailableError
+        No key, and no in-process engine that can run.
 
     Examples
     --------
@@ -72,7 +82,15 @@ def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -
         return "remote"
     from ..engines import default_engine_name
 
-    return default_engine_name()
+    name = default_engine_name()
+    if name != "local" and not os.environ.get(REPLAY_DIR_ENV):
+        # without a key the local engine is the only one that needs nothing more
+        raise EngineUnavailableError(
+            "No API key is configured and the local engine is not installed. Set "
+            "CLOTHSEG_API_KEY (and CLOTHSEG_BASE_URL) to use the service, or install the "
+            "offline engine with: pip install 'clothseg_tools[local]'"
+        )
+    return name
 
 
 def _read_source(item: BatchItem) -> bytes | str:
@@ -209,11 +227,13 @@ def make_segmenter(
             )
         return _RemoteSegmenter(Client(**kwargs), api_options, timeout=timeout)
     if backend == "replay":
-        if replay_dir is None:
+        if replay_dir is None and not os.environ.get(REPLAY_DIR_ENV):
             raise ConfigurationError(
-                "The replay engine needs the folder of recorded results: pass --replay-dir."
+                "The replay engine needs the folder of recorded results: pass --replay-dir "
+                f"or set {REPLAY_DIR_ENV}."
             )
-        options.setdefault("replay_dir", replay_dir)
+        if replay_dir is not None:
+            options.setdefault("replay_dir", replay_dir)
     from ..engines import get_engine
 
     name = backend

@@ -67,13 +67,6 @@ def report_command(
     help="Folder for the sample photos, results and report.",
 )
 @click.option(
-    "--engine",
-    type=click.Choice(["local", "replay"]),
-    default="local",
-    show_default=True,
-    help="In-process engine that segments the photos.",
-)
-@click.option(
     "-w",
     "--workers",
     type=click.IntRange(1, 64),
@@ -82,7 +75,7 @@ def report_command(
     help="Images processed at once.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def demo_command(out: Path, engine: str, workers: int, quiet: bool) -> None:
+def demo_command(out: Path, workers: int, quiet: bool) -> None:
     """Run the whole job offline on sample photos and write the review report.
 
     Segments scikit-image's sample photos of people plus a few generated ones with
@@ -99,7 +92,10 @@ def demo_command(out: Path, engine: str, workers: int, quiet: bool) -> None:
         if not quiet:
             click.echo(message, err=True)
 
-    demo = run_demo(out, engine=engine, workers=workers, progress=progress, log=say)
+    demo = run_demo(out, workers=workers, progress=progress, log=say)
+    if demo.report is None:
+        click.echo("Interrupted; run the same command again to resume.", err=True)
+        click.get_current_context().exit(demo.exit_code)
     for step, summary in demo.summaries.items():
         failed = summary.failed + summary.failed_before
         click.echo(

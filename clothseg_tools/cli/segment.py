@@ -79,7 +79,7 @@ __all__ = ["segment_command"]
 @click.option(
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
-    help="At most this many requests started per second.",
+    help="Start at most this many images per second.",
 )
 @click.option(
     "--timeout",
