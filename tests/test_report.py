@@ -155,3 +155,14 @@ def test_histogram_counts_every_value():
     svg = svg_histogram([0.05, 0.05, 0.5, 0.95, 1.0], bins=4)
     titles = re.findall(r"<title>[^<]*: (\d+)</title>", svg)
     assert list(map(int, titles)) == [2, 0, 1, 2]
+
+
+def test_charts_are_well_formed_svg(results):
+    import xml.etree.ElementTree as ET
+
+    text = build_report(results).read_text()
+    charts = re.findall(r"<svg.*?</svg>", text, flags=re.S)
+    assert len(charts) == 3
+    for svg in charts:
+        root = ET.fromstring(svg)
+        assert root.tag.endswith("svg") and root.get("width")
