@@ -13,6 +13,7 @@ import pytest
 import requests
 from _server_support import (
     GateEngine,
+    PatternEngine,
     body_of,
     create,
     gate_closed,
@@ -25,7 +26,7 @@ from _server_support import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clothseg_tools.server import run_in_thread
+from clothseg_tools.server import ServerSettings, run_in_thread
 from clothseg_tools.server.store import (
     STATE_QUEUED,
     STATE_SUCCEEDED,
@@ -202,3 +203,24 @@ def test_task_record_json_round_trip(state, times, classes, message, expire_afte
     rec.state, rec.message, rec.classes = state, message, classes
     rec.processed_at, rec.completed_at, rec.expires_at = times
     assert TaskRecord.from_json(rec.to_json()) == rec
+
+
+@pytest.mark.parametrize("kind", ["memory", "disk"])
+def test_reset_while_a_task_runs_leaves_nothing_behind(tmp_path: Path, kind: str) -> None:
+    store = MemoryStore() if kind == "memory" else DiskStore(tmp_path)
+
+    class ResettingEngine(PatternEngine):
+        def _segment(self, image, **kwargs):
+            store.clear()  # a reset arrives while the engine works
+            return super()._segment(image, **kwargs)
+
+    runner = TaskRunner(ServerSettings(api_keys=("k",)), store, ResettingEngine)
+    rec = new_record()
+    store.add(rec, photo(0))
+    runner._run(rec.task_id)
+    runner.shutdown()
+    assert store.get(rec.task_id) is None and store.result(rec.task_id, "tops.png") is None
+    assert store._results == {} and store._inputs == {}
+    if kind == "disk":
+        assert [p for p in tmp_path.rglob("*") if p.is_file() and "sqlite" not in p.name] == []
+    store.close()

@@ -126,6 +126,16 @@ def create_app(settings: ServerSettings | None = None, **options: Any) -> FastAP
     ConfigurationError
         Bad settings, or an engine that cannot be built (one engine is built here, so
         a wrong engine name or replay folder fails at once, not at the first task).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> app = create_app(api_keys=["k"], engine="replay",
+    ...                  engine_options={"replay_dir": tempfile.mkdtemp()})
+    >>> sorted(app.openapi()["paths"])
+    ['/api/tasks/visual/clothing-segmentation', '/api/tasks/visual/clothing-segmentation/{task_id}']
+
+    Serve it with ``uvicorn.run(app)``, or use :func:`~clothseg_tools.server.run_in_thread`.
     """
     if settings is None:
         settings = ServerSettings.from_options(**options)

@@ -163,27 +163,25 @@ def task_data(
     """
     done = state == STATE_SUCCEEDED
     finished = state in (STATE_SUCCEEDED, STATE_FAILED)
-    data: dict[str, Any] = {
-        "task_id": rec.task_id,
-        "created_at": _stamp(rec.created_at),
-        "processed_at": None if state == STATE_QUEUED else _stamp(rec.processed_at),
-        "completed_at": _stamp(rec.completed_at) if finished else None,
-        "class_masks": {},
-        "output_type": rec.output_type,
-        "progress": progress,
-        "state": state,
-    }
+    masks: dict[str, str] = {}
     if done:
-        masks: dict[str, str] = {}
         for name in rec.classes:
             fname = f"{name}.png"
             if inline is not None and fname in inline:
                 masks[name] = base64.b64encode(inline[fname]).decode("ascii")
             else:
                 masks[name] = result_url(base_url, rec, fname)
-        data["class_masks"] = masks
+    # keys in API.md's order
+    data: dict[str, Any] = {
+        "task_id": rec.task_id,
+        "created_at": _stamp(rec.created_at),
+        "processed_at": None if state == STATE_QUEUED else _stamp(rec.processed_at),
+        "completed_at": _stamp(rec.completed_at) if finished else None,
+        "class_masks": masks,
+    }
     if rec.output_type in (2, 3):
         data["clothes_masks"] = result_url(base_url, rec, ZIP_NAME) if done else None
+    data.update(output_type=rec.output_type, progress=progress, state=state)
     return data
 
 

@@ -239,9 +239,11 @@ class MemoryStore:
     def close(self) -> None:
         """Release files and connections."""
 
-    # hooks for the disk store
     def discard_files(self, task_id: str) -> None:
-        pass
+        """Drop a task's input and results (the task itself is already gone)."""
+        with self._lock:
+            self._inputs.pop(task_id, None)
+            self._results.pop(task_id, None)
 
     def _forget_tombstones(self, task_ids: list[str]) -> None:
         pass
@@ -376,6 +378,7 @@ class DiskStore(MemoryStore):
             self._db.close()
 
     def discard_files(self, task_id: str) -> None:
+        super().discard_files(task_id)
         self.drop_input(task_id)
         shutil.rmtree(self._result_dir(task_id), ignore_errors=True)
 

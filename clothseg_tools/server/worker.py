@@ -149,7 +149,8 @@ class TaskRunner:
         rec = self.store.get(task_id)
         if rec is None or rec.is_finished:
             return  # reset, or expired while queued
-        rec.state, rec.processed_at = STATE_PROCESSING, time.time()
+        rec.processed_at = time.time()
+        rec.state = STATE_PROCESSING  # last: readers on the event loop see a whole update
         self.store.save(rec)
         data = self.store.input_bytes(task_id)
         try:
@@ -210,14 +211,15 @@ class TaskRunner:
             self.store.discard_files(rec.task_id)  # reset while running: drop the work
             return
         now = time.time()
-        rec.status, rec.message = status, message
-        rec.state = STATE_SUCCEEDED if status == 200 else STATE_FAILED
-        rec.files = files or []
-        rec.completed_at = now
         ttl = self.settings.result_ttl
         if rec.expire_after is not None and rec.expire_after > 0:
             ttl = rec.expire_after
-        rec.expires_at = now + ttl
+        rec.status, rec.message = status, message
+        rec.files = files or []
+        rec.completed_at, rec.expires_at = now, now + ttl
+        # the state goes last: a status read on the event loop never sees "succeeded"
+        # before the files, times and status that go with it
+        rec.state = STATE_SUCCEEDED if status == 200 else STATE_FAILED
         self.store.save(rec)
         self.store.drop_input(rec.task_id)
         if status != 200:
