@@ -104,6 +104,11 @@ def check_options(**options: Any) -> dict[str, int]:
     return out
 
 
+#: Placeholder default of ``SegmentationResult.parts``; replaced by an empty set of the
+#: masks' shape in ``__post_init__``.
+_NO_PARTS = MaskSet({}, shape=(0, 0))
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -128,7 +133,7 @@ class SegmentationResult:
         One soft mask per class, at the source image's size.
     parts : MaskSet
         Per-garment instance masks (``tops_0``, ``dress_1`` ...); an empty set of the
-        same shape when there are none.
+        same shape when there are none (the default; ``None`` is taken to mean that too).
     task : Task or None
         The service's task (``None`` for an in-process engine).
     source : str or None
@@ -144,7 +149,7 @@ class SegmentationResult:
     """
 
     masks: MaskSet
-    parts: MaskSet | None = None
+    parts: MaskSet = dataclasses.field(default_factory=lambda: _NO_PARTS)
     task: Task | None = None
     source: str | None = None
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -155,10 +160,11 @@ class SegmentationResult:
     def __post_init__(self) -> None:
         if not isinstance(self.masks, MaskSet):
             self.masks = MaskSet(self.masks)
-        if self.parts is None:
+        parts: Any = self.parts
+        if parts is None or parts is _NO_PARTS:  # None is accepted too: "no parts"
             self.parts = MaskSet({}, shape=self.masks.shape)
-        elif not isinstance(self.parts, MaskSet):
-            self.parts = MaskSet(self.parts, shape=self.masks.shape)
+        elif not isinstance(parts, MaskSet):
+            self.parts = MaskSet(parts, shape=self.masks.shape)
         if len(self.parts) and self.parts.shape != self.masks.shape:
             from .errors import ShapeMismatchError
 
@@ -183,7 +189,6 @@ class SegmentationResult:
     def to_json(self, checksums: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The content of ``result.json`` (see the module docstring)."""
         h, w = self.masks.shape
-        assert self.parts is not None  # set by __post_init__
         return {
             "format": RESULT_FORMAT,
             "version": _VERSION,
@@ -216,7 +221,6 @@ class SegmentationResult:
             (out / RESULT_NAME).unlink()
         self.masks.save(out)
         files = _maskset_files(out)
-        assert self.parts is not None
         if len(self.parts):
             self.parts.save(out / PARTS_DIR)
             files += _maskset_files(out / PARTS_DIR, prefix=f"{PARTS_DIR}/")
@@ -273,7 +277,9 @@ class SegmentationResult:
                         "the folder was changed or damaged. Segment the image again."
                     )
         masks = MaskSet.load(src)
-        parts = MaskSet.load(src / PARTS_DIR) if meta.get("parts") else None
+        parts = (
+            MaskSet.load(src / PARTS_DIR) if meta.get("parts") else MaskSet({}, shape=masks.shape)
+        )
         return cls(
             masks=masks,
             parts=parts,
@@ -361,7 +367,7 @@ def segment_with_engine(
     done = time.perf_counter()
     shape = out.masks.shape
     masks = out.masks if opts["output_type"] in (1, 3) else MaskSet({}, shape=shape)
-    parts = MaskSet(out.parts, shape=shape) if opts["output_type"] in (2, 3) and out.parts else None
+    parts = MaskSet(out.parts if opts["output_type"] in (2, 3) else {}, shape=shape)
     if source is None:
         source = str(image) if isinstance(image, (str, os.PathLike)) else filename
     return SegmentationResult(
