@@ -4,6 +4,7 @@ types, mask formats, option encodings, progression, and the OpenAPI description.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,7 +190,7 @@ def test_image_url_given_as_json_with_numbers(server: str, replay_dir: Path, htt
 
 def test_progression_time(server: str, replay_dir: Path) -> None:
     image = record_photo(replay_dir, 0)
-    headers = {"X-Clothseg-Progression": "time:0.6"}
+    headers = {"X-Clothseg-Progression": "time:1.0"}
     task_id = body_of(create(server, image, headers=headers))["data"]["task_id"]
     seen = []
     while True:
@@ -260,3 +261,17 @@ def test_openapi_and_health(server: str) -> None:
     health = requests.get(server + "/healthz", timeout=10).json()
     assert health["status"] == "ok" and health["engine"] == "replay"
     assert KEY not in requests.get(server + "/healthz", timeout=10).text
+
+
+def test_public_url_and_clean_shutdown(replay_dir: Path) -> None:
+    image = record_photo(replay_dir, 0)
+    before = set(threading.enumerate())
+    with run_in_thread(
+        engine_options={"replay_dir": replay_dir}, public_url="https://seg.example.com/v1/"
+    ) as url:
+        data = body_of(create(url, image, sync=1))["data"]
+        assert data["class_masks"]["tops"].startswith("https://seg.example.com/v1/results/")
+    alive = [t.name for t in set(threading.enumerate()) - before if t.name.startswith("clothseg-")]
+    assert alive == []  # this server's thread and its engine workers are gone
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/healthz", timeout=2)

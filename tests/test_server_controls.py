@@ -114,9 +114,9 @@ def test_expire_fault(server: str, image: bytes) -> None:
 
 
 def test_expire_after_seconds_fault(server: str, image: bytes) -> None:
-    data = body_of(create(server, image, sync=1, headers={FAULT: "expire=0.3"}))["data"]
+    data = body_of(create(server, image, sync=1, headers={FAULT: "expire=1"}))["data"]
     assert body_of(query(server, data["task_id"]))["status"] == 200
-    time.sleep(0.4)
+    time.sleep(1.1)
     assert body_of(query(server, data["task_id"]))["status"] == 404
     assert body_of(requests.get(data["class_masks"]["tops"], timeout=10))["status"] == 410
 

@@ -47,7 +47,7 @@ def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def short_ttl(replay_dir: Path) -> Iterator[str]:
     with run_in_thread(
-        engine_options={"replay_dir": replay_dir}, result_ttl=0.6, test_controls=True
+        engine_options={"replay_dir": replay_dir}, result_ttl=1.5, test_controls=True
     ) as url:
         yield url
 
@@ -62,7 +62,7 @@ def test_results_expire_after_the_ttl(short_ttl: str, replay_dir: Path) -> None:
     data = body_of(create(short_ttl, record_photo(replay_dir, 0), sync=1, output_type=3))["data"]
     links = [*data["class_masks"].values(), data["clothes_masks"]]
     assert all(requests.get(link, timeout=10).status_code == 200 for link in links)
-    time.sleep(0.7)
+    time.sleep(1.6)
     body = body_of(query(short_ttl, data["task_id"]))
     assert body["status"] == 404 and "has expired" in body["message"]
     for link in links:
