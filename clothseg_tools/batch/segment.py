@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
+from ..engines.replay import REPLAY_DIR_ENV
 from ..errors import ConfigurationError, EngineUnavailableError, FileTooLargeError
 from ..result import RESULT_NAME, SegmentationResult, check_options, segment_with_engine
 from .discover import BatchItem
@@ -41,9 +42,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("clothseg_tools")
-
-#: Environment variable naming the replay engine's record folder.
-REPLAY_DIR_ENV = "CLOTHSEG_REPLAY_DIR"
 
 #: Backend names ``--engine`` accepts (``auto`` picks one, see :func:`choose_backend`).
 BACKENDS = ("auto", "remote", "local", "replay")
