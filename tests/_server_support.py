@@ -156,6 +156,24 @@ class PatternEngine(Engine):
         return EngineOutput(MaskSet(masks, shape=(h, w)), {})
 
 
+class EchoEngine(Engine):
+    """Writes the options it was called with into its masks: 10 * detail_mode + quality."""
+
+    name = "test-echo"
+
+    def _segment(
+        self,
+        image: npt.NDArray[np.uint8],
+        *,
+        classes: tuple[str, ...],
+        detail_mode: int,
+        quality: int,
+        image_bytes: bytes | None,
+    ) -> EngineOutput:
+        value = np.full(image.shape[:2], 10 * detail_mode + quality, np.uint8)
+        return EngineOutput(MaskSet({c: value for c in classes}), {})
+
+
 class GateEngine(PatternEngine):
     """A PatternEngine that blocks until ``GateEngine.gate`` is set (to see tasks mid-run)."""
 
@@ -202,6 +220,7 @@ class BrokenEngine(Engine):
 
 register_engine("test-pattern", PatternEngine)
 register_engine("test-gate", GateEngine)
+register_engine("test-echo", EchoEngine)
 register_engine("test-broken", BrokenEngine)
 
 

@@ -26,6 +26,7 @@ from _server_support import (
     png_array,
     query,
     record_photo,
+    solid_png,
     wait_done,
 )
 
@@ -275,3 +276,12 @@ def test_public_url_and_clean_shutdown(replay_dir: Path) -> None:
     assert alive == []  # this server's thread and its engine workers are gone
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/healthz", timeout=2)
+
+
+def test_detail_mode_and_quality_reach_the_engine() -> None:
+    with run_in_thread(engine="test-echo") as url:
+        for detail_mode, quality in [(1, 1), (1, 2), (2, 1), (2, 2)]:
+            fields = {"sync": 1, "detail_mode": detail_mode, "quality": quality}
+            data = body_of(create(url, solid_png(9), **fields))["data"]
+            mask = png_array(requests.get(data["class_masks"]["tops"], timeout=10).content)
+            assert (mask == 10 * detail_mode + quality).all(), (detail_mode, quality)
