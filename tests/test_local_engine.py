@@ -3,7 +3,9 @@ is known by construction, the guided filter, and the engine contract."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -263,6 +265,27 @@ def test_model_start_up_writes_nothing_to_stderr(capfd):
     thread.start()
     thread.join()
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_a_finished_thread_releases_its_models():
+    thread_models()  # this thread's models are built before counting
+
+    def os_threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    before = os_threads()
+    for _ in range(3):
+        thread = threading.Thread(target=thread_models)
+        thread.start()
+        thread.join()
+    # Each thread's graphs run about eight worker threads of their own: were they
+    # kept, three finished threads would leave some twenty behind. Allow one or two
+    # that are still on their way out.
+    deadline = time.monotonic() + 5
+    while os_threads() > before + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os_threads() <= before + 2
 
 
 def test_models_are_reused_within_a_thread():

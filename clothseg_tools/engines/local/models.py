@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -162,6 +163,7 @@ class ThreadModels:
                 model_selection=1, min_detection_confidence=0.5
             )
             self.selfie = solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+            self._open = (self.pose, self.face_mesh, self.face_detection, self.selfie)
             # The graphs finish starting (and log) on their first frame: run one now,
             # on a real photo, so that the pose and face-mesh paths both start here.
             self._warm_up()
@@ -176,9 +178,21 @@ class ThreadModels:
         self.selfie.process(photo)
 
     def close(self) -> None:
-        """Release the graphs."""
-        for model in (self.pose, self.face_mesh, self.face_detection, self.selfie):
+        """Release the graphs (once; later calls do nothing)."""
+        models, self._open = self._open, ()
+        for model in models:
             model.close()
+
+    def __del__(self) -> None:
+        # mediapipe graphs hold their Python callbacks from C++, so the garbage
+        # collector never frees them: without this, every thread that ends leaks its
+        # graphs' worker threads. A thread's models are dropped when the thread ends.
+        # Not at interpreter exit: closing a graph then can deadlock, and the process
+        # is going away anyway.
+        if sys.is_finalizing():
+            return
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 _local = threading.local()
