@@ -163,7 +163,12 @@ class ThreadModels:
                 model_selection=1, min_detection_confidence=0.5
             )
             self.selfie = solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-            self._open = (self.pose, self.face_mesh, self.face_detection, self.selfie)
+            self._open: tuple[Any, ...] = (
+                self.pose,
+                self.face_mesh,
+                self.face_detection,
+                self.selfie,
+            )
             # The graphs finish starting (and log) on their first frame: run one now,
             # on a real photo, so that the pose and face-mesh paths both start here.
             self._warm_up()
