@@ -147,9 +147,7 @@ def classes_for_type(class_type: int) -> tuple[str, ...]:
     try:
         return CLASS_TYPES[int(class_type)]
     except (KeyError, ValueError, TypeError):
-        raise ValueError(
-            f"class_type must be one of 1, 2, 3, 4 (got {class_type!r})."
-        ) from None
+        raise ValueError(f"class_type must be one of 1, 2, 3, 4 (got {class_type!r}).") from None
 
 
 def class_color(name: str) -> tuple[int, int, int]:

@@ -42,6 +42,18 @@ INPUT_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "BMP", "WEBP", "TIFF",
 
 #: File extensions a folder scan treats as input images.
 INPUT_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".bitmap", ".webp", ".tif", ".tiff",
-     ".lzw", ".rgb", ".raw"}
+    {
+        ".jpg",
+        ".jpeg",
+        ".jfif",
+        ".png",
+        ".bmp",
+        ".bitmap",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".lzw",
+        ".rgb",
+        ".raw",
+    }
 )

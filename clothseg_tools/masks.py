@@ -138,9 +138,7 @@ class MaskSet(Mapping[str, "npt.NDArray[np.uint8]"]):
         """
         arr = np.asarray(stack)
         if arr.ndim != 3:
-            raise ValueError(
-                f"stack must be a 3-D (C, H, W) array, but got shape {arr.shape}."
-            )
+            raise ValueError(f"stack must be a 3-D (C, H, W) array, but got shape {arr.shape}.")
         names = list(classes)
         if len(names) != arr.shape[0]:
             raise ValueError(
@@ -151,9 +149,7 @@ class MaskSet(Mapping[str, "npt.NDArray[np.uint8]"]):
         if arr.dtype == np.bool_:
             arr = arr.view(np.uint8) * np.uint8(255)
         elif arr.dtype != np.uint8:
-            raise ValueError(
-                f"stack must be uint8 (0..255) or bool, but got dtype {arr.dtype}."
-            )
+            raise ValueError(f"stack must be uint8 (0..255) or bool, but got dtype {arr.dtype}.")
         arr = np.ascontiguousarray(arr)
         ms = cls.__new__(cls)
         ms._init(names, arr)
@@ -333,8 +329,13 @@ class MaskSet(Mapping[str, "npt.NDArray[np.uint8]"]):
             files[name] = fname
         atomic_write_json(
             out / INDEX_NAME,
-            {"format": "clothseg-maskset", "version": 1, "shape": list(self.shape),
-             "classes": list(self._names), "files": files},
+            {
+                "format": "clothseg-maskset",
+                "version": 1,
+                "shape": list(self.shape),
+                "classes": list(self._names),
+                "files": files,
+            },
         )
         return out
 

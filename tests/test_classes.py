@@ -14,8 +14,18 @@ from clothseg_tools.classes import (
 
 def test_classes_match_api_md_order():
     assert CLASSES == (
-        "hair", "face", "head", "clothes", "tops", "bottoms", "dress",
-        "bag", "shoes", "acc", "body", "others",
+        "hair",
+        "face",
+        "head",
+        "clothes",
+        "tops",
+        "bottoms",
+        "dress",
+        "bag",
+        "shoes",
+        "acc",
+        "body",
+        "others",
     )
     assert CLASS_TYPES[4] == CLASSES
 
@@ -41,8 +51,14 @@ def test_classes_for_type_refuses(bad):
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("Accessories", "acc"), ("ACC", "acc"), (" Tops ", "tops"), ("dresses", "dress"),
-     ("scarf", "scarf"), ("upper-clothes", "tops")],
+    [
+        ("Accessories", "acc"),
+        ("ACC", "acc"),
+        (" Tops ", "tops"),
+        ("dresses", "dress"),
+        ("scarf", "scarf"),
+        ("upper-clothes", "tops"),
+    ],
 )
 def test_canonical_class(name, expected):
     assert canonical_class(name) == expected
@@ -61,8 +77,8 @@ def test_palette_has_twelve_distinct_colours():
     # clearly distinct: every pair differs by a visible amount, none is black
     for i, a in enumerate(colours):
         assert sum(a) > 60
-        for b in colours[i + 1:]:
-            assert sum(abs(x - y) for x, y in zip(a, b)) >= 60
+        for b in colours[i + 1 :]:
+            assert sum(abs(x - y) for x, y in zip(a, b, strict=True)) >= 60
 
 
 def test_class_color_is_stable_for_unknown_names():
