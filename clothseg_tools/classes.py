@@ -24,6 +24,7 @@ __all__ = [
     "CLASSES",
     "CLASS_TYPES",
     "GARMENT_CLASSES",
+    "LABEL_PRIORITY",
     "PALETTE",
     "canonical_class",
     "canonical_classes",
@@ -55,6 +56,27 @@ CLASS_TYPES: dict[int, tuple[str, ...]] = {
 
 #: Classes whose subdivided per-garment masks the ZIP output (``output_type`` 2/3) carries.
 GARMENT_CLASSES: tuple[str, ...] = ("clothes", "tops", "bottoms", "dress")
+
+#: Where classes overlap and one label per pixel is wanted (label PNGs, semantic COCO,
+#: review overlays), the class earliest here wins: face and hair before the ``head``
+#: that contains them, accessories, bags and shoes before the garments they sit on,
+#: specific garments before the generic ``clothes`` that contains them, and skin and
+#: ``others`` last. With plain ``CLASSES`` order ``clothes`` would hide every top,
+#: bottom and dress.
+LABEL_PRIORITY: tuple[str, ...] = (
+    "face",
+    "hair",
+    "head",
+    "acc",
+    "bag",
+    "shoes",
+    "dress",
+    "tops",
+    "bottoms",
+    "clothes",
+    "body",
+    "others",
+)
 
 ALIASES: dict[str, str] = {
     "accessories": "acc",

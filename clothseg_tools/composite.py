@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._convert import as_image, as_mask, check_same_shape
-from .classes import CLASSES, class_color
+from .classes import CLASSES, LABEL_PRIORITY, class_color
 from .masks import MaskSet
 from .ops import _masks_stack, _row_step, label_map
 
@@ -320,6 +320,7 @@ def overlay(
     alpha: float = 0.5,
     outline: bool | int = True,
     classes: Sequence[str] | None = None,
+    priority: Sequence[str] | None = LABEL_PRIORITY,
     min_value: int = 128,
 ) -> npt.NDArray[np.uint8]:
     """A review picture: each class painted over the image in its palette colour.
@@ -341,6 +342,11 @@ def overlay(
         Class names for the labels. For masks: which classes to draw (default all). For
         a label map: the names of labels 1, 2, ... (default
         :data:`~clothseg_tools.CLASSES`, the label PNG convention).
+    priority
+        For masks: where classes overlap, the earliest here is drawn. The default,
+        :data:`~clothseg_tools.classes.LABEL_PRIORITY`, shows ``tops`` rather than the
+        ``clothes`` that contains it and ``face`` rather than ``head``; ``None`` uses
+        ``classes`` order.
     min_value
         Mask value at which a class covers a pixel.
 
@@ -364,7 +370,7 @@ def overlay(
     if isinstance(masks, MaskSet) or np.ndim(masks) != 2:
         _, set_names = _masks_stack(masks)
         names = list(set_names if classes is None else classes)
-        labels = label_map(masks, names, min_value=min_value)
+        labels = label_map(masks, names, priority=priority, min_value=min_value)
     else:
         labels = np.asarray(masks)
         names = list(CLASSES if classes is None else classes)

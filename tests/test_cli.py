@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from clothseg_tools import MaskSet
+from clothseg_tools import CLASSES, MaskSet
 from clothseg_tools._io import encode_png
 from clothseg_tools.batch import read_manifest
 from clothseg_tools.cli import main
@@ -28,9 +28,11 @@ def photo(seed: int, shape: tuple[int, int] = (48, 64)) -> np.ndarray:
 
 def masks_for(image: np.ndarray) -> MaskSet:
     """Deterministic masks that depend on the picture (so different photos differ)."""
+    tops, bottoms = image[..., 0] > 128, image[..., 1] > 170
     return MaskSet({
-        "tops": (image[..., 0] > 128),
-        "bottoms": (image[..., 1] > 170),
+        "tops": tops,
+        "bottoms": bottoms,
+        "clothes": tops | bottoms,  # garments lie inside clothes, as the service returns them
         "hair": (image[..., 2] // 2 + 10).astype(np.uint8),
     })  # fmt: skip
 
@@ -336,6 +338,20 @@ def test_merge_is_the_pixelwise_maximum(results):
     merged = np.asarray(Image.open(results / "c" / "merged.png"))
     m = masks_for(photo(2))
     np.testing.assert_array_equal(merged, np.maximum(m["tops"], m["bottoms"]))
+
+
+def test_labelmap_labels_follow_the_vocabulary_and_specific_classes_win(results):
+    run("labelmap", results, code=0)
+    labels = np.asarray(Image.open(results / "c" / "labels.png"))
+    m = masks_for(photo(2))
+    tops, bottoms, hair = (m[k] >= 128 for k in ("tops", "bottoms", "hair"))
+    # label i = CLASSES[i - 1]; hair wins over garments, tops over bottoms, and the
+    # specific garments over the clothes that contain them (LABEL_PRIORITY)
+    expected = np.zeros(labels.shape, np.uint8)
+    expected[bottoms] = CLASSES.index("bottoms") + 1
+    expected[tops] = CLASSES.index("tops") + 1
+    expected[hair] = CLASSES.index("hair") + 1
+    np.testing.assert_array_equal(labels, expected)
 
 
 def test_cutout_alpha_is_the_garment_mask_and_colours_are_the_photo(results):

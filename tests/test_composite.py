@@ -342,3 +342,23 @@ def test_paths_are_read_as_images(tmp_path):
         np.testing.assert_array_equal(got, expected)
     labels = np.zeros((12, 16), np.uint8)
     np.testing.assert_array_equal(overlay(tmp_path / "photo.png", labels), img)
+
+
+def test_overlay_shows_the_specific_class_inside_clothes():
+    # tops lies inside clothes, face inside head: a review picture must show the
+    # specific class, or every top would look like generic clothes.
+    img = np.zeros((2, 2, 3), np.uint8)
+    clothes = np.array([[255, 255], [0, 0]], np.uint8)
+    tops = np.array([[255, 0], [0, 0]], np.uint8)
+    head = np.array([[0, 0], [255, 255]], np.uint8)
+    face = np.array([[0, 0], [255, 0]], np.uint8)
+    ms = MaskSet({"head": head, "face": face, "clothes": clothes, "tops": tops})
+    out = overlay(img, ms, alpha=1.0, outline=False)
+    assert tuple(out[0, 0]) == PALETTE["tops"]
+    assert tuple(out[0, 1]) == PALETTE["clothes"]
+    assert tuple(out[1, 0]) == PALETTE["face"]
+    assert tuple(out[1, 1]) == PALETTE["head"]
+    # priority=None falls back to the set's own order
+    plain = overlay(img, ms, alpha=1.0, outline=False, priority=None)
+    assert tuple(plain[0, 0]) == PALETTE["clothes"]
+    assert tuple(plain[1, 0]) == PALETTE["head"]

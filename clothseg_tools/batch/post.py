@@ -314,9 +314,11 @@ def labelmap_job(
     ``classes`` defaults to the full vocabulary, so label ids mean the same class in
     every image of the dataset whatever classes each result holds (per-garment parts
     such as ``tops_0`` get labels only when named in ``classes``). Where classes
-    overlap, the earliest in ``priority`` wins (see :func:`~clothseg_tools.label_map`).
+    overlap, the earliest in ``priority`` wins (see :func:`~clothseg_tools.label_map`);
+    the default, :data:`~clothseg_tools.classes.LABEL_PRIORITY`, keeps ``tops``,
+    ``bottoms`` and ``dress`` visible inside ``clothes``.
     """
-    from ..classes import CLASSES
+    from ..classes import CLASSES, LABEL_PRIORITY
     from ..export import save_label_png
     from ..ops import label_map
 
@@ -330,7 +332,7 @@ def labelmap_job(
         labels = label_map(
             result_masks(result),
             list(label_classes),
-            priority=list(priority) if priority else None,
+            priority=list(priority or LABEL_PRIORITY),
             min_value=min_value,
         )
         save_label_png(labels, path, classes=label_classes)
@@ -342,7 +344,7 @@ def labelmap_job(
         out,
         options={
             "classes": list(label_classes),
-            "priority": list(priority or ()),
+            "priority": list(priority or LABEL_PRIORITY),
             "min_value": int(min_value),
             "name": filename,
         },

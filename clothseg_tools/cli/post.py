@@ -127,7 +127,10 @@ def merge_command(
 @click.option(
     "--priority",
     metavar="A,B,...",
-    help="Where classes overlap, the earliest listed wins (default: label order).",
+    help=(
+        "Where classes overlap, the earliest listed wins (default: face, hair, head, acc, "
+        "bag, shoes, dress, tops, bottoms, clothes, body, others)."
+    ),
 )
 @click.option(
     "--min-value",

@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._io import atomic_open
-from ..classes import CLASSES, canonical_class
+from ..classes import CLASSES, LABEL_PRIORITY, canonical_class
 from ..errors import MaskDecodeError, ShapeMismatchError
 from ..masks import MaskSet
 from .polygons import mask_to_polygons
@@ -60,23 +60,9 @@ logger = logging.getLogger("clothseg_tools")
 #: Result file of a saved result folder (see ``SegmentationResult.save``).
 RESULT_FILE = "result.json"
 
-#: Where classes overlap in ``mode="semantic"``, the one earliest here wins: the head
-#: classes and small accessories before the garments they sit on, specific garments
-#: before the generic ``clothes``, and skin and ``others`` last.
-SEMANTIC_PRIORITY: tuple[str, ...] = (
-    "face",
-    "hair",
-    "head",
-    "acc",
-    "bag",
-    "shoes",
-    "dress",
-    "tops",
-    "bottoms",
-    "clothes",
-    "body",
-    "others",
-)
+#: Where classes overlap in ``mode="semantic"``, the one earliest here wins
+#: (:data:`clothseg_tools.classes.LABEL_PRIORITY`).
+SEMANTIC_PRIORITY: tuple[str, ...] = LABEL_PRIORITY
 
 _SUPERCATEGORY = {
     "hair": "person",
