@@ -67,8 +67,9 @@ class Context:
             str(records): SHOWN_RECORDS.rstrip("/"),
         }
 
-    def client(self, *, key: str = API_KEY, headers: dict[str, str] | None = None,
-               **options: Any) -> cst.Client:
+    def client(
+        self, *, key: str = API_KEY, headers: dict[str, str] | None = None, **options: Any
+    ) -> cst.Client:
         """A client whose every request carries ``headers`` (test-control headers)."""
         session = requests.Session()
         session.headers.update(headers or {})
@@ -189,14 +190,14 @@ def _input_not_found(ctx: Context) -> None:
     discover_inputs(["photos/missing.jpg"])
 
 
-@example("NoRecordError", "ReplayEngine(\"records/\").segment(photo, classes=[\"tops\"], ...)")
+@example("NoRecordError", 'ReplayEngine("records/").segment(photo, classes=["tops"], ...)')
 def _no_record(ctx: Context) -> None:
     ReplayEngine(ctx.records).segment(
         np.zeros((48, 32, 3), np.uint8), classes=["tops"], image_bytes=PHOTO
     )
 
 
-@example("EngineError", "ReplayEngine(\"records/\").segment(other_size_photo, ...)")
+@example("EngineError", 'ReplayEngine("records/").segment(other_size_photo, ...)')
 def _engine_error(ctx: Context) -> None:
     # the record was made for a 48 x 32 photo; these bytes come with a 24 x 16 one
     ReplayEngine(ctx.records).segment(
@@ -320,14 +321,17 @@ def context() -> Iterator[Context]:
         files = Path(tmp) / "files"
         files.mkdir()
         (files / "cat.gif").write_bytes(b"GIF89a" + bytes(40))
-        with _file_server(files) as files_url, run_in_thread(
-            engine="replay",
-            engine_options={"replay_dir": records},
-            api_keys=(API_KEY,),
-            test_controls=True,
-            # the file server standing in for the web is on 127.0.0.1
-            allow_private_urls=True,
-        ) as base_url:
+        with (
+            _file_server(files) as files_url,
+            run_in_thread(
+                engine="replay",
+                engine_options={"replay_dir": records},
+                api_keys=(API_KEY,),
+                test_controls=True,
+                # the file server standing in for the web is on 127.0.0.1
+                allow_private_urls=True,
+            ) as base_url,
+        ):
             yield Context(base_url, files_url, records)
 
 
@@ -349,7 +353,7 @@ def run_example(name: str, ctx: Context) -> tuple[str, str]:
     code, fn = EXAMPLES[name]
     try:
         fn(ctx)
-    except Exception as exc:  # noqa: BLE001 - any class may come; checked below
+    except Exception as exc:
         if type(exc).__name__ != name:
             raise RuntimeError(
                 f"The troubleshooting example of {name} raised {type(exc).__name__}: {exc}"

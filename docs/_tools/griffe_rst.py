@@ -137,7 +137,7 @@ def _markdown_table(block: list[str]) -> list[str]:
             continue
         cells = _cells(line, columns)
         if rows and not cells[0]:  # continuation line: first column empty
-            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells)]
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
         else:
             rows.append(cells)
 

@@ -18,14 +18,15 @@ from typing import Any
 
 from mkdocs.exceptions import PluginError
 
+# mkdocs loads this file by path; its sibling modules are found through sys.path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import error_examples  # noqa: E402  (a sibling file, found through sys.path)
-from griffe_rst import ROLE_RE  # noqa: E402
+import error_examples
+from griffe_rst import ROLE_RE
 
-import clothseg_tools  # noqa: E402
-from clothseg_tools import errors  # noqa: E402
-from clothseg_tools.batch import InputNotFoundError  # noqa: E402
+import clothseg_tools
+from clothseg_tools import errors
+from clothseg_tools.batch import InputNotFoundError
 
 TREE_MARKER = "<!-- error-tree -->"
 NAMES_MARKER = "<!-- public-names -->"
