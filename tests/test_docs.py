@@ -306,6 +306,11 @@ def test_literal_block_markers(griffe_rst: ModuleType) -> None:
     ]
 
 
+def test_double_colons_without_a_block_are_kept(griffe_rst: ModuleType) -> None:
+    doctest_output = [">>> print(cvat_labelmap(['tops']))", "background:0,0,0::", "tops:2::"]
+    assert griffe_rst._rewrite_literal_blocks(doctest_output) == doctest_output
+
+
 def test_roles_resolve_in_the_docstring_scope(griffe_rst: ModuleType) -> None:
     import griffe
 

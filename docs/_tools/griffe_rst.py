@@ -100,14 +100,26 @@ def _rewrite_roles(text: str, scope: griffe.Object, root: griffe.Module) -> str:
     return ROLE_RE.sub(replace, text)
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _opens_literal_block(lines: list[str], i: int) -> bool:
+    """Whether line ``i`` ends with ``::`` and an indented block follows it, as in RST
+    (so doctest output such as ``tops:214,39,40::`` is left alone)."""
+    if not lines[i].rstrip().endswith("::"):
+        return False
+    following = [line for line in lines[i + 1 :] if line.strip()]
+    return bool(following) and _indent(following[0]) > _indent(lines[i])
+
+
 def _rewrite_literal_blocks(lines: list[str]) -> list[str]:
     out: list[str] = []
-    for line in lines:
-        stripped = line.rstrip()
-        if stripped.strip() == "::":
-            continue
-        if stripped.endswith("::"):
-            line = stripped[:-1]
+    for i, line in enumerate(lines):
+        if _opens_literal_block(lines, i):
+            if line.strip() == "::":
+                continue
+            line = line.rstrip()[:-1]
         out.append(line)
     return out
 
