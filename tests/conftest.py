@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from _http_support import QuietHTTPServer
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ def _make_handler(state: list[TestHTTPServer]) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(scope="session")
 def _http_server_session() -> Iterator[TestHTTPServer]:
     state: list[TestHTTPServer] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(state))
+    server = QuietHTTPServer(("127.0.0.1", 0), _make_handler(state))
     server.daemon_threads = True
     state.append(TestHTTPServer(server))
     thread = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)

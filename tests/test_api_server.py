@@ -9,13 +9,14 @@ import io
 import threading
 import time
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import requests
+from _http_support import QuietHTTPServer
 from PIL import Image
 
 from clothseg_tools import MaskSet
@@ -106,7 +107,7 @@ def file_host(images: Images) -> Iterator[str]:
             pass
 
     handler = functools.partial(Quiet, directory=str(images.files))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = QuietHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"

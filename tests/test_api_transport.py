@@ -13,10 +13,11 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+from _http_support import QuietHTTPServer
 
 from clothseg_tools.api import Client, _retry
 from clothseg_tools.errors import (
@@ -97,7 +98,7 @@ def make_handler(script: Script) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def server() -> Iterator[tuple[str, Script]]:
     script = Script()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(script))
+    httpd = QuietHTTPServer(("127.0.0.1", 0), make_handler(script))
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
