@@ -774,6 +774,18 @@ def test_key_never_in_repr_errors_or_logs(
     client.close()
 
 
+def test_a_short_key_is_hidden_without_garbling_messages(rsps: responses.RequestsMock) -> None:
+    rsps.get(task_url("a"), json={"status": 401, "message": "key=k is not a task key"})
+    with (
+        Client(api_key="k", base_url=BASE, max_retries=1) as client,
+        pytest.raises(AuthenticationError) as info,
+    ):
+        client.get_task("a")
+    text = str(info.value)
+    assert "key=*** is not a task key" in text
+    assert "querying task" in text or "task a" in text
+
+
 def test_task_and_result_repr_hide_signed_links() -> None:
     task = Task.from_data({"task_id": "t", "state": 1, "class_masks": {"tops": f"{CDN}/a?sig=S"}})
     assert "sig=S" not in repr(task)

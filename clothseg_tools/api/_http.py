@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
@@ -184,9 +185,11 @@ def _reason(exc: BaseException) -> str:
 
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    # Replace the secret only where it stands as a token of its own: a short test key
+    # such as "k" must not turn "task" into "tas***", while "key=k" still loses it.
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "***")
+            text = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", text)
     return text
 
 
