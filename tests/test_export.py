@@ -496,3 +496,18 @@ def test_export_reads_folders_saved_by_segmentation_result(tmp_path):
         [SegmentationResult.load(tmp_path / "r" / n) for n in ("p1", "p2")], tmp_path / "d.json"
     )
     assert json.loads(again.read_text()) == json.loads(out.read_text())
+
+
+def test_export_finds_results_at_any_depth_of_a_segment_output(tmp_path):
+    # `clothseg segment` mirrors the input tree: results/a/p1, results/b/deep/p10, ...
+    from clothseg_tools.result import SegmentationResult
+
+    ms = make_masks(seed=5)
+    for rel in ("b/deep/p10", "a/p2", "p1"):
+        SegmentationResult(masks=ms, source=f"{rel}.png").save(tmp_path / "r" / rel)
+    (tmp_path / "r" / ".tmp" / "x").mkdir(parents=True)  # tool folders are not results
+    out = export_coco(tmp_path / "r", tmp_path / "c.json")
+    names = [img["file_name"] for img in json.loads(out.read_text())["images"]]
+    assert names == ["p2.png", "p10.png", "p1.png"]
+    with pytest.raises(FileNotFoundError, match=r"no result\.json below it"):
+        export_coco(tmp_path / "r" / ".tmp", tmp_path / "e.json")

@@ -140,7 +140,12 @@ def _read_folder(folder: Path) -> _Item:
 
 
 def _natural_key(path: Path) -> list[Any]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.as_posix())]
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """True for files under a dot folder (temporary or tool folders) below ``root``."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts[:-1])
 
 
 def _expand(results: Any) -> Iterator[_Item]:
@@ -150,11 +155,15 @@ def _expand(results: Any) -> Iterator[_Item]:
         if (root / RESULT_FILE).is_file():
             results = [root]
         elif root.is_dir():
+            # `clothseg segment` mirrors the input tree, so results sit at any depth
             results = sorted(
-                (p for p in root.iterdir() if (p / RESULT_FILE).is_file()), key=_natural_key
+                (p.parent for p in root.rglob(RESULT_FILE) if not _hidden(p, root)),
+                key=lambda p: _natural_key(p.relative_to(root)),
             )
             if not results:
-                raise FileNotFoundError(f"{root} holds no result folders (no */{RESULT_FILE}).")
+                raise FileNotFoundError(
+                    f"{root} holds no result folders (no {RESULT_FILE} below it)."
+                )
         else:
             raise FileNotFoundError(f"No such result folder: {root}")
     for item in results:
