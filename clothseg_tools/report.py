@@ -150,7 +150,7 @@ def svg_histogram(
     top = 26 if title else 6
     bottom, left = 22, 30
     plot_h = height - top - bottom
-    plot_w = width - left - 10
+    plot_w = width - left - 24  # room for the last tick label, centred on the edge
     peak = int(counts.max()) if counts.size and counts.max() > 0 else 1
     bar_w = plot_w / bins
     parts = [
