@@ -114,6 +114,7 @@ def test_help_lists_every_command_with_one_line():
         "background",
         "overlay",
         "stats",
+        "coco",
         "report",
         "demo",
         "serve",
@@ -124,7 +125,18 @@ def test_help_lists_every_command_with_one_line():
 
 @pytest.mark.parametrize(
     "command",
-    ["segment", "merge", "labelmap", "cutout", "background", "overlay", "stats", "report", "demo"],
+    [
+        "segment",
+        "merge",
+        "labelmap",
+        "cutout",
+        "background",
+        "overlay",
+        "stats",
+        "coco",
+        "report",
+        "demo",
+    ],
 )
 def test_every_command_has_help(command):
     assert "Usage: " in run(command, "--help", code=0).output
@@ -420,6 +432,44 @@ def test_post_outputs_can_go_to_another_root(results, tmp_path):
 
 
 # -- report ---------------------------------------------------------------------------------
+
+
+def _coco_masks(path, file_prefix, category):
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(path))
+    img = next(i for i in coco.dataset["images"] if i["file_name"].startswith(file_prefix))
+    cat = next(c["id"] for c in coco.dataset["categories"] if c["name"] == category)
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[img["id"]], catIds=[cat]))
+    return coco, [coco.annToMask(a).astype(bool) for a in anns]
+
+
+def test_coco_export_of_a_results_folder_loads_in_pycocotools(results, tmp_path):
+    out = tmp_path / "coco.json"
+    res = run("coco", results, "--out", out, "--no-parts", code=0)
+    assert "5 images" in res.output
+    coco, tops = _coco_masks(out, "c.", "tops")
+    assert len(coco.dataset["images"]) == 5  # nested results (a/shirt, e/f/g) included
+    assert len(tops) == 1
+    np.testing.assert_array_equal(tops[0], masks_for(photo(2))["tops"] >= 128)
+    # by default each saved garment part is its own annotation
+    parts_out = tmp_path / "parts.json"
+    run("coco", results, "--out", parts_out, code=0)
+    _, tops_parts = _coco_masks(parts_out, "c.", "tops")
+    red = photo(2)[..., 0]
+    assert len(tops_parts) == 2
+    assert {int(m.sum()) for m in tops_parts} == {int((red > 200).sum()), int((red > 240).sum())}
+    # polygons load too (on these noise masks they only approximate the pixels)
+    poly_out = tmp_path / "poly.json"
+    run("coco", results, "--out", poly_out, "--encoding", "polygon", "--mode", "semantic", code=0)
+    _, poly_tops = _coco_masks(poly_out, "c.", "tops")
+    assert poly_tops and all(m.any() for m in poly_tops)
+
+
+def test_coco_of_a_folder_without_results_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = run("coco", tmp_path / "empty", code=1)
+    assert "no result.json" in res.output and "Traceback" not in res.output
 
 
 def test_report_command(results):

@@ -16,6 +16,7 @@ import click
 
 from .. import __version__
 from ._common import ClothsegGroup
+from .export import coco_command
 from .post import (
     background_command,
     cutout_command,
@@ -77,6 +78,7 @@ for _command in (
     background_command,
     overlay_command,
     stats_command,
+    coco_command,
     report_command,
     demo_command,
     _serve_command(),
