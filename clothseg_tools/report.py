@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from ._io import atomic_write_bytes
 from .batch.discover import BatchItem, discover_results
-from .batch.manifest import read_manifest
+from .batch.manifest import manifest_files, read_manifests
 from .classes import CLASSES, class_color
 
 __all__ = [
@@ -286,14 +286,12 @@ def _render_entry(
 
 
 def _failures(root: Path) -> list[dict[str, str]]:
-    """Latest failed record of every manifest in ``root``, segment first."""
+    """Latest failed record of every command's manifest (all shard parts) in ``root``,
+    segment first."""
     rows = []
-    manifests = sorted(
-        root.glob("manifest*.jsonl"), key=lambda p: (p.name != "manifest.jsonl", p.name)
-    )
-    for path in manifests:
-        command = "segment" if path.name == "manifest.jsonl" else path.stem.split("-", 1)[1]
-        for source, rec in read_manifest(path).items():
+    commands = dict.fromkeys(f.command for f in manifest_files(root))
+    for command in commands:
+        for source, rec in read_manifests(root, command).items():
             if rec.get("status") == "done":
                 continue
             err = rec.get("error") or {}

@@ -14,10 +14,9 @@ import contextvars
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Generic, TypeVar
 
-from ._retry import RateLimiter
+from .._pool import RateLimiter, ThreadLoop
 
 __all__ = ["Outcome", "current_limiter", "run_many"]
 
@@ -112,26 +111,7 @@ def run_many(
         finally:
             _LIMITER.reset(token)
 
-    inputs = enumerate(items)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clothseg-batch") as pool:
-        pending: set[Future[Outcome[T]]] = set()
-
-        def refill() -> None:
-            while len(pending) < 2 * workers:
-                try:
-                    index, item = next(inputs)
-                except StopIteration:
-                    return
-                pending.add(pool.submit(job, index, item))
-
-        try:
-            refill()
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    pending.discard(future)
-                    yield future.result()
-                refill()
-        finally:
-            for future in pending:
-                future.cancel()
+    with ThreadLoop(
+        lambda pair: job(*pair), enumerate(items), workers=workers, name="clothseg-batch"
+    ) as loop:
+        yield from loop

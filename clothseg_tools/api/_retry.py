@@ -9,7 +9,8 @@ The create POST is not idempotent, so urllib3 retries it only for connect errors
 request was never sent); the client retries it itself only for answers that prove the
 server did not act on it (429 and 503), using :func:`retry_delay`.
 
-:class:`RateLimiter` is a token bucket that several worker threads share.
+:class:`RateLimiter` (a token bucket that several worker threads share) lives in
+:mod:`clothseg_tools._pool` with the thread loop of every batch; it is re-exported here.
 
 Examples
 --------
@@ -23,12 +24,13 @@ Examples
 from __future__ import annotations
 
 import random
-import threading
 import time
 from typing import Any
 
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
+
+from .._pool import RateLimiter
 
 __all__ = [
     "BACKOFF_FACTOR",
@@ -210,54 +212,3 @@ class ClientRetry(Retry):
                 sleep(retry_after)
                 return
         sleep(self.get_backoff_time())
-
-
-class RateLimiter:
-    """A thread-safe token bucket: at most ``rate`` acquisitions per second on average.
-
-    Each caller reserves the next free slot under a lock and sleeps outside it, so
-    waiting threads are served in order and none spins.
-
-    Parameters
-    ----------
-    rate
-        Requests per second (> 0).
-    burst
-        How many requests may go at once after an idle spell (default 1: evenly spaced).
-
-    Examples
-    --------
-    >>> limiter = RateLimiter(1000.0)
-    >>> start = time.monotonic()
-    >>> for _ in range(5):
-    ...     limiter.acquire()
-    >>> time.monotonic() - start >= 0.004
-    True
-    """
-
-    def __init__(self, rate: float, *, burst: int = 1) -> None:
-        if not rate > 0:
-            raise ValueError(f"rate_limit must be a positive number of requests/s, got {rate!r}.")
-        if burst < 1:
-            raise ValueError(f"burst must be at least 1, got {burst!r}.")
-        self.rate = float(rate)
-        self.burst = int(burst)
-        self._tokens = float(burst)
-        self._stamp = time.monotonic()
-        self._lock = threading.Lock()
-
-    def reserve(self) -> float:
-        """Take a token and return how many seconds to wait before using it."""
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            self._tokens -= 1.0
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    def acquire(self) -> None:
-        """Block until the caller may send one request."""
-        sleep(self.reserve())
-
-    def __repr__(self) -> str:
-        return f"RateLimiter(rate={self.rate:g}, burst={self.burst})"

@@ -2,8 +2,11 @@
 
 - :mod:`~clothseg_tools.batch.discover`: inputs (files, folders, globs, lists, URLs)
   and result folders, with their output keys.
-- :mod:`~clothseg_tools.batch.manifest`: the append-only ``manifest.jsonl``.
-- :mod:`~clothseg_tools.batch.runner`: resume plan, worker threads, summary.
+- :mod:`~clothseg_tools.batch.manifest`: the append-only ``manifest.jsonl`` and its
+  shard parts, read as one.
+- :mod:`~clothseg_tools.batch.runner`: resume plan, executors (threads here, or Ray
+  in :mod:`~clothseg_tools.batch.ray_executor`), summary.
+- :mod:`~clothseg_tools.batch.shards`: ``--shard K/N``, its markers and states.
 - :mod:`~clothseg_tools.batch.segment`: the segmentation job (remote service or an
   in-process engine).
 - :mod:`~clothseg_tools.batch.post`: post-processing jobs over result folders.
@@ -26,23 +29,27 @@ from .discover import (
     discover_results,
     is_url,
 )
-from .manifest import MANIFEST_NAME, Manifest, manifest_path, read_manifest
+from .manifest import MANIFEST_NAME, Manifest, manifest_path, read_manifest, read_manifests
 from .runner import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     BatchSummary,
+    Executor,
     ItemOutput,
     Job,
+    LocalExecutor,
     Plan,
     Progress,
     RateLimiter,
     file_checksums,
     plan_job,
+    run_item,
     run_job,
     sha256_file,
 )
+from .shards import Shard, ShardState, shard_states
 
 __all__ = [
     "EXIT_FAILED",
@@ -52,13 +59,17 @@ __all__ = [
     "MANIFEST_NAME",
     "BatchItem",
     "BatchSummary",
+    "Executor",
     "InputNotFoundError",
     "ItemOutput",
     "Job",
+    "LocalExecutor",
     "Manifest",
     "Plan",
     "Progress",
     "RateLimiter",
+    "Shard",
+    "ShardState",
     "assign_keys",
     "discover_inputs",
     "discover_results",
@@ -67,6 +78,9 @@ __all__ = [
     "manifest_path",
     "plan_job",
     "read_manifest",
+    "read_manifests",
+    "run_item",
     "run_job",
     "sha256_file",
+    "shard_states",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 from .._io import atomic_write_bytes, atomic_write_json
 from ..result import SegmentationResult
 from .discover import BatchItem
-from .manifest import read_manifest
+from .manifest import read_manifests
 from .post import DEFAULT_NAMES, output_path, result_fingerprint, result_masks
 from .runner import ItemOutput, Job
 
@@ -123,7 +123,7 @@ def write_dataset_stats(job: Job, items: Sequence[BatchItem]) -> tuple[Path, Pat
     """
     from ..stats import COVERAGE_COLUMNS, coverage_table, summarize
 
-    records = read_manifest(job.manifest_path)
+    records = read_manifests(job.out_dir, job.manifest_name or job.command)
     per_image: dict[str, dict[str, Any]] = {}
     failed = []
     for item in items:

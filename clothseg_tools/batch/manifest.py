@@ -14,6 +14,12 @@ A line looks like::
 and for a failure ``"status": "failed", "error": {"type": "ImageDecodeError",
 "message": "..."}``.
 
+A run split into shards (``--shard K/N``) writes one part per shard,
+``manifest.K-of-N.jsonl`` (``manifest-<command>.K-of-N.jsonl`` for the other
+commands), so shards on different machines never append to one file. Every reader of a
+results folder goes through :func:`read_manifests`, which reads the plain manifest and
+all its parts as one.
+
 Examples
 --------
 >>> import tempfile, pathlib
@@ -30,11 +36,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
-__all__ = ["MANIFEST_NAME", "Manifest", "manifest_path", "read_manifest"]
+__all__ = [
+    "MANIFEST_NAME",
+    "Manifest",
+    "ManifestFile",
+    "manifest_files",
+    "manifest_path",
+    "read_manifest",
+    "read_manifests",
+]
 
 logger = logging.getLogger("clothseg_tools")
 
@@ -42,19 +57,114 @@ logger = logging.getLogger("clothseg_tools")
 MANIFEST_NAME = "manifest.jsonl"
 
 
-def manifest_path(out_dir: str | os.PathLike[str], command: str = "segment") -> Path:
-    """The manifest of ``command`` in ``out_dir``.
+#: ``manifest[-<command>][.K-of-N].jsonl``
+_FILE_NAME = re.compile(r"^manifest(?:-(?P<command>.+?))?(?:\.(?P<k>\d+)-of-(?P<n>\d+))?\.jsonl$")
+
+
+def manifest_path(
+    out_dir: str | os.PathLike[str],
+    command: str = "segment",
+    shard: tuple[int, int] | None = None,
+) -> Path:
+    """The manifest of ``command`` in ``out_dir`` (of shard ``(K, N)`` when given).
 
     ``segment`` writes ``manifest.jsonl``; post-processing commands write
-    ``manifest-<command>.jsonl`` beside it, so each keeps its own resume state.
+    ``manifest-<command>.jsonl`` beside it, so each keeps its own resume state. Shard
+    K of N writes its own part, ``manifest.K-of-N.jsonl``.
 
     Examples
     --------
     >>> manifest_path("out").as_posix(), manifest_path("out", "cutout").as_posix()
     ('out/manifest.jsonl', 'out/manifest-cutout.jsonl')
+    >>> manifest_path("out", "segment", (2, 8)).name, manifest_path("out", "stats", (1, 3)).name
+    ('manifest.2-of-8.jsonl', 'manifest-stats.1-of-3.jsonl')
     """
-    name = MANIFEST_NAME if command == "segment" else f"manifest-{command}.jsonl"
-    return Path(out_dir) / name
+    stem = "manifest" if command == "segment" else f"manifest-{command}"
+    part = f".{shard[0]}-of-{shard[1]}" if shard is not None else ""
+    return Path(out_dir) / f"{stem}{part}.jsonl"
+
+
+class ManifestFile(NamedTuple):
+    """A manifest file found in a results folder.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file.
+    command : str
+        The manifest's name: ``"segment"``, ``"cutout"``, ``"cutout-dress.png"`` ...
+    shard : tuple of (int, int) or None
+        ``(K, N)`` for the part of shard K of N, ``None`` for the plain manifest.
+    """
+
+    path: Path
+    command: str
+    shard: tuple[int, int] | None
+
+
+def manifest_files(out_dir: str | os.PathLike[str]) -> list[ManifestFile]:
+    """Every manifest file directly in ``out_dir``: segment first, then by name and shard.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("manifest-cutout.jsonl", "manifest.2-of-3.jsonl", "manifest.jsonl"):
+    ...     _ = (root / name).write_text("")
+    >>> [(f.command, f.shard) for f in manifest_files(root)]
+    [('segment', None), ('segment', (2, 3)), ('cutout', None)]
+    """
+    found = []
+    root = Path(out_dir)
+    if not root.is_dir():
+        return []
+    for path in root.glob("manifest*.jsonl"):
+        match = _FILE_NAME.match(path.name)
+        if match is None:
+            continue
+        shard = (int(match["k"]), int(match["n"])) if match["k"] else None
+        found.append(ManifestFile(path, match["command"] or "segment", shard))
+    found.sort(key=lambda f: (f.command != "segment", f.command, f.shard or (0, 0)))
+    return found
+
+
+def read_manifests(
+    out_dir: str | os.PathLike[str], command: str = "segment"
+) -> dict[str, dict[str, Any]]:
+    """The latest record per source of ``command``, over its manifest and all shard parts.
+
+    This is how every reader of a results folder (resume, ``stats``, ``report``,
+    ``--retry-failed``, ``clothseg shards``) sees a run, whether it ran in one process
+    or in shards on many machines. Where two files hold the same source (a folder
+    first run whole, later in shards), the record that finished last wins.
+
+    Returns
+    -------
+    dict of str to dict
+        ``source -> record``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> with Manifest(manifest_path(root, "segment", (1, 2))) as m:
+    ...     m.append({"source": "a.jpg", "status": "done", "finished_at": "2026-01-01T10:00"})
+    >>> with Manifest(manifest_path(root, "segment", (2, 2))) as m:
+    ...     m.append({"source": "b.jpg", "status": "failed", "finished_at": "2026-01-01T10:01"})
+    >>> {s: r["status"] for s, r in read_manifests(root).items()}
+    {'a.jpg': 'done', 'b.jpg': 'failed'}
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for file in manifest_files(out_dir):
+        if file.command != command:
+            continue
+        for source, record in read_manifest(file.path).items():
+            earlier = merged.get(source)
+            if earlier is None or str(record.get("finished_at", "")) >= str(
+                earlier.get("finished_at", "")
+            ):
+                merged[source] = record
+    return merged
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:

@@ -40,13 +40,15 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._pool import RateLimiter, ThreadLoop
+from ..errors import ConfigurationError
 from .discover import BatchItem
-from .manifest import Manifest, manifest_path, read_manifest
+from .manifest import Manifest, manifest_path, read_manifests
+from .shards import Shard
 
 __all__ = [
     "EXIT_FAILED",
@@ -54,13 +56,17 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "BatchSummary",
+    "Executor",
     "ItemOutput",
     "Job",
+    "Limiter",
+    "LocalExecutor",
     "Plan",
     "Progress",
     "RateLimiter",
     "file_checksums",
     "plan_job",
+    "run_item",
     "run_job",
     "sha256_file",
 ]
@@ -208,7 +214,8 @@ def plan_job(
     items
         All items of the batch.
     records
-        ``source -> latest record``; read from the job's manifest when ``None``.
+        ``source -> latest record``; read from the job's manifest and all its shard
+        parts (:func:`~clothseg_tools.batch.manifest.read_manifests`) when ``None``.
     overwrite, retry_failed
         See above.
 
@@ -217,7 +224,7 @@ def plan_job(
     Plan
     """
     if records is None:
-        records = read_manifest(job.manifest_path)
+        records = read_manifests(job.out_dir, job.manifest_name or job.command)
     plan = Plan()
     options = _jsonable(job.options)
     for item in items:
@@ -260,35 +267,6 @@ class Progress(Protocol):
 
     def close(self) -> None:
         """The run ended (also after Ctrl-C)."""
-
-
-class RateLimiter:
-    """Spaces item starts at least ``1 / per_second`` seconds apart, across threads.
-
-    Examples
-    --------
-    >>> limiter = RateLimiter(1000.0)
-    >>> t0 = time.perf_counter(); _ = [limiter.acquire() for _ in range(5)]
-    >>> time.perf_counter() - t0 >= 0.004
-    True
-    """
-
-    def __init__(self, per_second: float) -> None:
-        if not per_second > 0:
-            raise ValueError(f"rate limit must be above 0 per second, got {per_second!r}.")
-        self.interval = 1.0 / float(per_second)
-        self._next = time.monotonic()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        """Wait for this caller's slot."""
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        delay = slot - now
-        if delay > 0:
-            time.sleep(delay)
 
 
 @dataclasses.dataclass
@@ -378,14 +356,16 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _run_one(
-    job: Job,
-    item: BatchItem,
-    options: dict[str, Any],
-    limiter: RateLimiter | None,
-    manifest: Manifest,
+
+
+def run_item(
+    job: Job, item: BatchItem, options: Mapping[str, Any], limiter: Limiter | None = None
 ) -> dict[str, Any]:
-    """Run one item and record it; never raises for the item's own errors."""
+    """Run one item and return its manifest record; never raises for the item's own errors.
+
+    This is the unit every executor runs, on a thread here or in a Ray worker far away;
+    the executor appends the record to the manifest.
+    """
     if limiter is not None:
         limiter.acquire()
     start = time.perf_counter()
@@ -414,9 +394,8 @@ def _run_one(
             checksums=dict(output.checksums),
             fingerprint=fingerprint,
         )
-    record["options"] = options
+    record["options"] = dict(options)
     record["finished_at"] = _now()
-    manifest.append(record)
     return record
 
 
@@ -425,6 +404,109 @@ def _safe_fingerprint(job: Job, item: BatchItem) -> str | None:
         return job.fingerprint(item)
     except Exception:
         return None
+
+
+class Limiter(Protocol):
+    """What :func:`run_item` needs of a rate limiter (a :class:`RateLimiter`, or the
+    Ray executor's limiter shared by every worker)."""
+
+    def acquire(self) -> None:
+        """Block until the caller may start one item."""
+
+
+class Executor:
+    """Where a batch's items run. Subclasses implement :meth:`run`.
+
+    :func:`run_job` plans the batch, then iterates ``executor.run(...)`` for the records
+    of the items as they end, and counts them; the executor runs the items, appends
+    each record to the manifest as it ends, and keeps :attr:`started` and
+    :attr:`interrupted` up to date. Ctrl-C inside :meth:`run` stops new items and
+    yields the ones in flight once they end, then sets :attr:`interrupted`.
+
+    Attributes
+    ----------
+    workers : int
+        Items processed at once.
+    started : int
+        Items of the last run handed to a worker.
+    interrupted : bool
+        Whether Ctrl-C stopped the last run.
+    """
+
+    name = "executor"
+
+    def __init__(self, workers: int = 1) -> None:
+        if int(workers) < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}.")
+        self.workers = int(workers)
+        self.started = 0
+        self.interrupted = False
+
+    def run(
+        self,
+        job: Job,
+        items: Sequence[BatchItem],
+        *,
+        options: Mapping[str, Any],
+        rate_limit: float | None,
+        manifest: Manifest,
+        stop: threading.Event | None,
+    ) -> Generator[dict[str, Any], None, None]:
+        """Run ``items``; yield each one's manifest record (already appended) as it ends."""
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
+    """Items on a pool of threads in this process (the default).
+
+    Examples
+    --------
+    >>> LocalExecutor(4).workers
+    4
+    """
+
+    name = "local"
+
+    def run(
+        self,
+        job: Job,
+        items: Sequence[BatchItem],
+        *,
+        options: Mapping[str, Any],
+        rate_limit: float | None,
+        manifest: Manifest,
+        stop: threading.Event | None,
+    ) -> Generator[dict[str, Any], None, None]:
+        self.started, self.interrupted = 0, False
+        limiter = RateLimiter(rate_limit) if rate_limit else None
+
+        def one(item: BatchItem) -> dict[str, Any]:
+            record = run_item(job, item, options, limiter)
+            # appended by the worker itself: recorded even if the caller is interrupted
+            manifest.append(record)
+            return record
+
+        with ThreadLoop(one, items, workers=self.workers, stop=stop) as loop:
+            try:
+                for record in loop:
+                    self.started = loop.started
+                    yield record
+            except KeyboardInterrupt:
+                self.interrupted = True
+                yield from loop.drain()  # running items finish and record themselves
+            self.started = loop.started
+
+
+def _executor(executor: str | Executor | None, workers: int, **kw: Any) -> Executor:
+    if isinstance(executor, Executor):
+        return executor
+    if executor in (None, "local"):
+        return LocalExecutor(workers)
+    if executor == "ray":
+        from .ray_executor import RayExecutor  # only when asked: ray is an optional extra
+
+        return RayExecutor(workers, **kw)
+    raise ConfigurationError(f"Unknown executor {executor!r}; choose 'local' or 'ray'.")
 
 
 def run_job(
@@ -437,6 +519,9 @@ def run_job(
     rate_limit: float | None = None,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    shard: Shard | str | None = None,
+    executor: str | Executor | None = None,
+    ray_address: str | None = None,
 ) -> BatchSummary:
     """Run ``job`` over ``items``: skip what is complete, record every item that ends.
 
@@ -447,21 +532,34 @@ def run_job(
     items
         The batch (see :func:`~clothseg_tools.batch.discover.discover_inputs`).
     workers
-        Items processed at once (threads).
+        Items processed at once (threads, or Ray workers).
     overwrite
         Redo every item.
     retry_failed
         Redo items that failed before (otherwise they stay failed and are skipped).
     rate_limit
-        At most this many item starts per second (``None``: no limit).
+        At most this many item starts per second, evenly spaced, over all workers
+        (``None``: no limit). See :class:`~clothseg_tools.batch.RateLimiter`.
     progress
         Receives start / advance / close calls.
     stop
         Setting this event stops new items from starting, like Ctrl-C.
+    shard
+        ``"K/N"`` or a :class:`~clothseg_tools.batch.shards.Shard`: run only this
+        shard's stable share of ``items``, record it in the manifest part
+        ``manifest.K-of-N.jsonl`` and mark the shard done at the end.
+    executor
+        ``"local"`` (threads, the default), ``"ray"`` (see
+        :class:`~clothseg_tools.batch.ray_executor.RayExecutor`) or an
+        :class:`Executor`.
+    ray_address
+        The Ray cluster to join with ``executor="ray"`` (default: start a local Ray
+        sized by ``workers`` and shut it down at the end).
 
     Returns
     -------
     BatchSummary
+        Counts over this shard's items when ``shard`` is given.
 
     Notes
     -----
@@ -472,48 +570,52 @@ def run_job(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}.")
     started = time.perf_counter()
-    plan = plan_job(job, items, overwrite=overwrite, retry_failed=retry_failed)
+    part = Shard.parse(shard) if isinstance(shard, str) else shard
+    if part is not None:
+        items = part.select(items)
+    name = job.manifest_name or job.command
+    path = manifest_path(job.out_dir, name, part.pair if part is not None else None)
+    records = read_manifests(job.out_dir, name)
+    plan = plan_job(job, items, records=records, overwrite=overwrite, retry_failed=retry_failed)
     summary = BatchSummary(
         job.command,
         total=len(items),
         skipped=len(plan.complete),
         failed_before=len(plan.failed_before),
-        manifest=job.manifest_path,
+        manifest=path,
     )
     for _, rec in plan.failed_before:
         summary.errors[str((rec.get("error") or {}).get("type", "Error"))] += 1
-    limiter = RateLimiter(rate_limit) if rate_limit else None
-    options = _jsonable(job.options)
+    runner = _executor(executor, workers, address=ray_address)
     if progress is not None:
         progress.start(len(plan.run), skipped=len(plan.complete) + len(plan.failed_before))
     try:
-        with Manifest(job.manifest_path) as manifest:
-            _drive(job, plan.run, options, limiter, manifest, workers, summary, progress, stop)
+        if part is not None:
+            part.mark_running(job.out_dir, name)
+        with Manifest(path) as manifest:
+            _drive(job, plan.run, runner, manifest, summary, progress, stop, rate_limit)
     finally:
         if progress is not None:
             progress.close()
         summary.seconds = time.perf_counter() - started
+        if part is not None:
+            part.mark_finished(job.out_dir, name, summary)
     return summary
 
 
 def _drive(
     job: Job,
     run: list[BatchItem],
-    options: dict[str, Any],
-    limiter: RateLimiter | None,
+    executor: Executor,
     manifest: Manifest,
-    workers: int,
     summary: BatchSummary,
     progress: Progress | None,
     stop: threading.Event | None,
+    rate_limit: float | None,
 ) -> None:
-    """Feed items to the pool a few at a time so Ctrl-C leaves little to cancel."""
-    pending: Iterator[BatchItem] = iter(run)
-    in_flight: dict[Future[dict[str, Any]], BatchItem] = {}
-    started = 0
+    """Count the records the executor yields, into the summary and the progress bar."""
 
-    def account(fut: Future[dict[str, Any]]) -> None:
-        record = fut.result()
+    def account(record: dict[str, Any]) -> None:
         summary.records.append(record)
         if record["status"] == "done":
             summary.done += 1
@@ -523,32 +625,23 @@ def _drive(
         if progress is not None:
             progress.advance(record)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clothseg") as pool:
-        try:
-            while True:
-                while len(in_flight) < 2 * workers and not (stop and stop.is_set()):
-                    item = next(pending, None)
-                    if item is None:
-                        break
-                    fut = pool.submit(_run_one, job, item, options, limiter, manifest)
-                    in_flight[fut] = item
-                    started += 1
-                if not in_flight:
-                    break
-                finished, _ = wait(list(in_flight), timeout=0.25, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    del in_flight[fut]
-                    account(fut)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            # queued items have not started: cancel them; running ones finish and record
-            for fut in list(in_flight):
-                if fut.cancel():
-                    del in_flight[fut]
-                    started -= 1
-            for fut in list(in_flight):
-                del in_flight[fut]
-                account(fut)  # waits for it; _run_one records the item itself
-    if stop is not None and stop.is_set():
+    options = _jsonable(job.options)
+    records = executor.run(
+        job, run, options=options, rate_limit=rate_limit, manifest=manifest, stop=stop
+    )
+    try:
+        for record in records:
+            account(record)
+    except KeyboardInterrupt:
+        # Ctrl-C landed here, between two records: hand it to the executor so that it
+        # stops new items and yields the ones in flight
         summary.interrupted = True
-    summary.not_started = len(run) - started
+        try:
+            account(records.throw(KeyboardInterrupt()))
+            for record in records:
+                account(record)
+        except (StopIteration, KeyboardInterrupt):
+            pass
+    if executor.interrupted or (stop is not None and stop.is_set()):
+        summary.interrupted = True
+    summary.not_started = len(run) - executor.started

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..batch import discover_inputs, read_manifest
-from ..batch.manifest import manifest_path
+from ..batch import discover_inputs, read_manifests
 from ..batch.segment import BACKENDS, segment_batch
 from ._common import TqdmProgress, batch_options, finish_batch
 
@@ -113,7 +112,7 @@ def segment_command(
     """
     known = {
         src: rec["key"]
-        for src, rec in read_manifest(manifest_path(out_dir)).items()
+        for src, rec in read_manifests(out_dir).items()
         if isinstance(rec.get("key"), str)
     }
     items = discover_inputs(inputs, exclude=[out_dir], known_keys=known)
