@@ -30,7 +30,8 @@ from ..engines.replay import REPLAY_DIR_ENV
 from ..errors import ConfigurationError, EngineUnavailableError, FileTooLargeError
 from ..result import RESULT_NAME, SegmentationResult, check_options, segment_with_engine
 from .discover import BatchItem
-from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
+from .runner import BatchSummary, Executor, ItemOutput, Job, Progress, run_job, sha256_file
+from .shards import Shard
 
 __all__ = [
     "BACKENDS",
@@ -109,7 +110,11 @@ def _read_source(item: BatchItem) -> bytes | str:
 
 
 class _EngineSegmenter:
-    """One engine per worker thread (models are not assumed to be thread-safe)."""
+    """One engine per worker thread (models are not assumed to be thread-safe).
+
+    Pickling keeps only how to build the engine, so a Ray worker that receives the
+    job loads its own model once.
+    """
 
     def __init__(self, factory: Callable[[], Any], name: str, api_options: Mapping[str, int]):
         self.name = name
@@ -121,6 +126,9 @@ class _EngineSegmenter:
         # build one now, so a configuration problem (missing extra, bad replay dir)
         # stops the batch before it starts instead of failing every item
         self._engine()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_EngineSegmenter, (self._factory, self.name, self._api_options))
 
     def _engine(self) -> Any:
         engine = getattr(self._local, "engine", None)
@@ -144,17 +152,42 @@ class _EngineSegmenter:
 
 
 class _RemoteSegmenter:
-    """The service through one shared client (its HTTP session pools connections)."""
+    """The service through one shared client (its HTTP session pools connections).
+
+    Pickling keeps the client's settings, not its connections: a Ray worker that
+    receives the job opens its own.
+    """
 
     name = "remote"
 
     def __init__(
-        self, client: Any, api_options: Mapping[str, int], *, timeout: float | None = None
+        self,
+        client_options: Mapping[str, Any],
+        api_options: Mapping[str, int],
+        *,
+        timeout: float | None = None,
     ) -> None:
-        self._client = client
+        from ..api import Client
+
+        self._client_options = dict(client_options)
+        self._api_options = dict(api_options)
+        self._timeout = timeout
+        self._client = Client(**self._client_options)
         self._options: dict[str, Any] = dict(api_options)
         if timeout is not None:
             self._options["timeout"] = float(timeout)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _RemoteSegmenter,
+            (self._client_options, self._api_options),
+            {"timeout": self._timeout},
+        )
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        if state["timeout"] is not None:
+            self._timeout = state["timeout"]
+            self._options["timeout"] = float(state["timeout"])
 
     def __call__(self, item: BatchItem) -> SegmentationResult:
         image = item.location if item.is_url else _read_source(item)
@@ -207,8 +240,6 @@ def make_segmenter(
         engine = backend
         return _EngineSegmenter(lambda: engine, engine.name or type(engine).__name__, api_options)
     if backend == "remote":
-        from ..api import Client
-
         kwargs: dict[str, Any] = {"api_key": api_key, "base_url": base_url}
         if max_retries is not None:
             kwargs["max_retries"] = max_retries
@@ -223,7 +254,7 @@ def make_segmenter(
                 "The remote backend needs the service's address: pass --base-url or set "
                 "CLOTHSEG_BASE_URL (for the local server: clothseg serve)."
             )
-        return _RemoteSegmenter(Client(**kwargs), api_options, timeout=timeout)
+        return _RemoteSegmenter(kwargs, api_options, timeout=timeout)
     if backend == "replay":
         if replay_dir is None and not os.environ.get(REPLAY_DIR_ENV):
             raise ConfigurationError(
@@ -317,6 +348,9 @@ def segment_batch(
     retry_failed: bool = False,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    shard: Shard | str | None = None,
+    executor: str | Executor | None = None,
+    ray_address: str | None = None,
 ) -> BatchSummary:
     """Segment ``items`` into ``out_dir``, resuming an earlier run of the same batch.
 
@@ -337,6 +371,9 @@ def segment_batch(
         In-process engine settings.
     workers, rate_limit, overwrite, retry_failed, progress, stop
         See :func:`~clothseg_tools.batch.runner.run_job`.
+    shard, executor, ray_address
+        Where the items run: one shard of them, on threads or Ray workers (see
+        :func:`~clothseg_tools.batch.runner.run_job`).
 
     Returns
     -------
@@ -402,6 +439,9 @@ def segment_batch(
             rate_limit=rate_limit,
             progress=progress,
             stop=stop,
+            shard=shard,
+            executor=executor,
+            ray_address=ray_address,
         )
     finally:
         segmenter.close()

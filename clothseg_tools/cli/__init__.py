@@ -27,6 +27,7 @@ from .post import (
 )
 from .report import demo_command, report_command
 from .segment import segment_command
+from .shards import shards_command
 
 __all__ = ["main"]
 
@@ -79,6 +80,7 @@ for _command in (
     overlay_command,
     stats_command,
     coco_command,
+    shards_command,
     report_command,
     demo_command,
     _serve_command(),

@@ -26,6 +26,7 @@ __all__ = [
     "batch_options",
     "finish_batch",
     "resume_command",
+    "scale_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -132,6 +133,51 @@ def batch_options(func: F) -> F:
             "--quiet",
             is_flag=True,
             help="No progress bar and no summary; the exit code tells how it went.",
+        ),
+    ]
+    return functools.reduce(lambda f, opt: opt(f), reversed(options), func)
+
+
+def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    from ..batch.shards import Shard
+
+    try:
+        return Shard.parse(value)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def scale_options(func: F) -> F:
+    """``--shard K/N``, ``--executor`` and ``--ray-address``: where a batch's items run.
+
+    Every batch command takes them and passes them on to
+    :func:`~clothseg_tools.batch.run_job` as ``shard``, ``executor`` and
+    ``ray_address``.
+    """
+    options = [
+        click.option(
+            "--shard",
+            metavar="K/N",
+            callback=_parse_shard,
+            help="Run only shard K of N (a stable share of the items, by a hash of their "
+            "path), e.g. from a Slurm or Kubernetes array job; see 'clothseg shards'.",
+        ),
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help="local: threads in this process; ray: Ray workers (pip install "
+            "'clothseg_tools[ray]'), a local Ray of --workers CPUs unless --ray-address.",
+        ),
+        click.option(
+            "--ray-address",
+            metavar="ADDR",
+            envvar="RAY_ADDRESS",
+            show_envvar=True,
+            help="Join this Ray cluster (what 'ray start --head' printed) with --executor ray.",
         ),
     ]
     return functools.reduce(lambda f, opt: opt(f), reversed(options), func)

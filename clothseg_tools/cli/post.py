@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..batch import Job, discover_results, run_job
+from ..batch import Job, Shard, discover_results, run_job, shard_states
 from ..batch.coverage import stats_job, write_dataset_stats
 from ..batch.post import (
     DEFAULT_NAMES,
@@ -23,7 +23,7 @@ from ..batch.post import (
     parse_classes,
     parse_color,
 )
-from ._common import TqdmProgress, batch_options, finish_batch
+from ._common import TqdmProgress, batch_options, finish_batch, scale_options
 
 __all__ = [
     "background_command",
@@ -48,7 +48,7 @@ def post_command(command: str) -> Callable[[F], F]:
     """RESULTS, --out, --name and the batch options shared by every post command."""
 
     def wrap(func: F) -> F:
-        func = batch_options(func)
+        func = scale_options(batch_options(func))
         func = click.option(
             "--name",
             default=DEFAULT_NAMES[command],
@@ -80,6 +80,9 @@ def run_post(
     overwrite: bool,
     retry_failed: bool,
     quiet: bool,
+    shard: Shard | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> None:
     """Discover the result folders, run the job, print the summary and exit."""
     out = out_dir or results
@@ -97,11 +100,18 @@ def run_post(
         overwrite=overwrite,
         retry_failed=retry_failed,
         progress=TqdmProgress(command, quiet=quiet, unit="folder"),
+        shard=shard,
+        executor=executor,
+        ray_address=ray_address,
     )
     outputs: list[str] = []
     if command == "stats" and not summary.interrupted:
-        csv_path, json_path = write_dataset_stats(job, items)
-        outputs = [f"coverage per image: {csv_path}", f"dataset summary: {json_path}"]
+        states = shard_states(out, job.manifest_name or job.command) if shard else []
+        if all(s.state == "done" for s in states):
+            csv_path, json_path = write_dataset_stats(job, items)
+            outputs = [f"coverage per image: {csv_path}", f"dataset summary: {json_path}"]
+        else:
+            outputs = ["the dataset summary is written by the last shard to finish"]
     finish_batch(summary, quiet=quiet, outputs=outputs)
 
 
@@ -285,6 +295,7 @@ def overlay_command(
 )
 @click.option("--components", is_flag=True, help="Also count connected regions per class (slower).")
 @batch_options
+@scale_options
 def stats_command(
     results: Path, out_dir: Path | None, min_value: int, components: bool, **batch: Any
 ) -> None:

@@ -8,7 +8,8 @@ import click
 
 from ..batch import discover_inputs, read_manifests
 from ..batch.segment import BACKENDS, segment_batch
-from ._common import TqdmProgress, batch_options, finish_batch
+from ..batch.shards import Shard
+from ._common import TqdmProgress, batch_options, finish_batch, scale_options
 
 __all__ = ["segment_command"]
 
@@ -78,7 +79,8 @@ __all__ = ["segment_command"]
 @click.option(
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
-    help="Start at most this many images per second.",
+    help="Start at most this many images per second, over all workers together "
+    "(with --executor ray too: the service's quota is per key).",
 )
 @click.option(
     "--timeout",
@@ -86,6 +88,7 @@ __all__ = ["segment_command"]
     help="Seconds to wait for one image on the service.",
 )
 @batch_options
+@scale_options
 def segment_command(
     inputs: tuple[str, ...],
     out_dir: Path,
@@ -103,6 +106,9 @@ def segment_command(
     overwrite: bool,
     retry_failed: bool,
     quiet: bool,
+    shard: Shard | None,
+    executor: str,
+    ray_address: str | None,
 ) -> None:
     """Segment images into result folders under OUT.
 
@@ -135,5 +141,8 @@ def segment_command(
         overwrite=overwrite,
         retry_failed=retry_failed,
         progress=TqdmProgress("segment", quiet=quiet),
+        shard=shard,
+        executor=executor,
+        ray_address=ray_address,
     )
     finish_batch(summary, quiet=quiet)

@@ -1,0 +1,94 @@
+"""Helpers of the scaling tests: a folder of photos with replay records, and comparisons
+of result folders and manifests made by different executors and shards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from click.testing import CliRunner
+
+from clothseg_tools import MaskSet
+from clothseg_tools._io import encode_png
+from clothseg_tools.batch import manifest_path, read_manifests
+from clothseg_tools.cli import main
+from clothseg_tools.engines.replay import record
+
+#: Manifest fields that say when and how fast, not what: they differ between any two runs.
+_VOLATILE = {"seconds", "timings", "finished_at"}
+
+
+def make_photos(root: Path, rec: Path, count: int, *, bad: int = 1) -> list[Path]:
+    """``count`` photos in nested folders, recorded for the replay engine, plus ``bad``
+    files that are not images (so failures take part in every comparison)."""
+    paths = []
+    for i in range(count):
+        path = root / f"set{i % 3}" / f"p{i:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(i)
+        img = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        path.write_bytes(encode_png(img))
+        masks = MaskSet({"tops": img[..., 0] > 128, "hair": (img[..., 2] // 2).astype(np.uint8)})
+        record(rec, path.read_bytes(), masks, {"tops_0": img[..., 1] > 200})
+        paths.append(path)
+    for j in range(bad):
+        (root / f"broken{j}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    return paths
+
+
+def cli(*args: object, code: int | None = 0) -> Any:
+    """Run ``clothseg`` with ``args``; check the exit code (unless ``None``)."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if code is not None:
+        assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    return result
+
+
+def folder_files(out: Path) -> dict[str, bytes]:
+    """Every output file under ``out`` by relative path; manifests and markers left out,
+    and ``result.json`` without its measured timings (the only bytes that differ
+    between two runs of the same batch)."""
+    files = {}
+    for path in sorted(out.rglob("*")):
+        if not path.is_file() or path.name.startswith("manifest"):
+            continue
+        rel = path.relative_to(out).as_posix()
+        data = path.read_bytes()
+        if path.name == "result.json":
+            doc = json.loads(data)
+            doc.pop("timings", None)
+            data = json.dumps(doc, sort_keys=True).encode()
+        files[rel] = data
+    return files
+
+
+def manifest_view(out: Path, command: str = "segment") -> dict[str, dict[str, Any]]:
+    """The merged manifest of ``command`` without the fields that measure time (and the
+    checksum of ``result.json``, which holds the measured timings). Post-processing
+    records are keyed by output key: their sources are the result folders of ``out``
+    itself, and their fingerprints the checksums of those ``result.json`` files."""
+    view = {}
+    for source, rec in read_manifests(out, command).items():
+        rec = {k: v for k, v in rec.items() if k not in _VOLATILE}
+        if command != "segment":
+            source = rec.pop("key")
+            rec.pop("source"), rec.pop("fingerprint")
+        rec["checksums"] = {
+            k: v for k, v in (rec.get("checksums") or {}).items() if not k.endswith("result.json")
+        }
+        view[source] = rec
+    return view
+
+
+def manifest_lines(out: Path, command: str = "segment") -> list[str]:
+    """The sources of every line of every manifest file of ``command`` (duplicates kept)."""
+    sources = []
+    stem = manifest_path(out, command).stem
+    for path in sorted(out.glob(f"{stem}*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                sources.append(json.loads(line)["source"])
+    return sources
