@@ -44,6 +44,8 @@ logger = logging.getLogger("clothseg_tools")
 
 #: Items per task: enough to hide a round trip, few enough to spread the work well.
 DEFAULT_CHUNK = 24
+#: Seconds to wait for the workers to start (a model may load, a node may boot).
+_START_TIMEOUT = 600.0
 #: A task whose worker died this many times with the same item first is not retried.
 _MAX_LOSSES = 2
 
@@ -175,6 +177,21 @@ class RayExecutor(Executor):
             ) from None
         return True
 
+    def _actors(self, ray: Any) -> int:
+        """Workers to start: ``workers``, but no more than the cluster's CPUs can hold
+        (an actor that cannot be placed would wait forever)."""
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))
+        fits = int(cpus // self.cpus_per_worker) if self.cpus_per_worker > 0 else self.workers
+        if 0 < fits < self.workers:
+            logger.warning(
+                "The Ray cluster has %g CPUs: starting %d workers instead of %d.",
+                cpus,
+                fits,
+                self.workers,
+            )
+            return fits
+        return self.workers
+
     def run(
         self,
         job: Job,
@@ -194,7 +211,7 @@ class RayExecutor(Executor):
         bucket = (
             ray.remote(num_cpus=0)(_Bucket).remote(float(rate_limit)) if rate_limit else None
         )
-        pool = _Pool(self, ray, worker_cls, job, options, bucket)
+        pool = _Pool(self, ray, worker_cls, job, options, bucket, self._actors(ray))
         try:
             yield from pool.drive(items, manifest, stop)
         finally:
@@ -217,6 +234,7 @@ class _Pool:
         job: Job,
         options: Mapping[str, Any],
         bucket: Any,
+        actors: int,
     ) -> None:
         self.ex = executor
         self.ray = ray
@@ -232,9 +250,9 @@ class _Pool:
         lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError)
         self.lost_errors = (*lost, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError)
         try:
-            self.workers = [self._new() for _ in range(executor.workers)]
+            self.workers = [self._new() for _ in range(actors)]
             # a job that cannot be rebuilt on a worker fails here, once, not per item
-            ray.get([w.ready.remote() for w in self.workers])
+            ray.get([w.ready.remote() for w in self.workers], timeout=_START_TIMEOUT)
         except Exception as exc:
             self.close()
             raise ConfigurationError(
