@@ -365,8 +365,9 @@ _BUILTIN = frozenset(_REGISTRY)
 # other spellings of the registry names that users type
 _NAME_ALIASES = {"pascal": "pascal_person_part", "pascalpersonpart": "pascal_person_part"}
 
-#: Every registered label set by name (read-only; add with :func:`register_labelset`).
 LABELSETS: Mapping[str, LabelSet] = types.MappingProxyType(_REGISTRY)
+"""Every registered label set by name: a read-only view that shows sets added later with
+:func:`register_labelset`."""
 
 
 # -- guessing classes from names -----------------------------------------------------------
