@@ -14,7 +14,7 @@ import logging
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ._common import ClothsegGroup
 from .export import coco_command
 from .post import (
