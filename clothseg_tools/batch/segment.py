@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import limits
 from ..contract import KEY_ENV, REPLAY_DIR_ENV, URL_ENV, check_options
-from ..errors import ConfigurationError, EngineUnavailableError, FileTooLargeError
+from ..errors import (
+    ConfigurationError,
+    EngineUnavailableError,
+    FileTooLargeError,
+    install_hint,
+)
 from ..result import RESULT_NAME, SegmentationResult, segment_with_engine
 from .discover import BatchItem
 from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
@@ -84,9 +89,9 @@ def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -
     if name != "local" and not os.environ.get(REPLAY_DIR_ENV):
         # without a key the local engine is the only one that needs nothing more
         raise EngineUnavailableError(
-            f"No API key is configured and the local engine is not installed. Set "
+            "No API key is configured and the local engine is not installed. Set "
             f"{KEY_ENV} (and {URL_ENV}) to use the service, or install the "
-            "offline engine with: pip install 'clothseg_tools[local]'"
+            f"offline engine with: {install_hint('local')}"
         )
     return name
 
