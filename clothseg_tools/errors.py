@@ -21,6 +21,9 @@ contain the API key or a signed URL's query string.
     ├── MaskDecodeError (ValueError)       a mask value that does not decode
     ├── MaskZipError (ValueError)          a per-garment ZIP that cannot be read
     │   └── UnsafeZipError                 path tricks, too many entries, zip bombs
+    ├── LabelSetError (ValueError)         an unknown or malformed label set, a parsing
+    │   │                                  map value outside its label set
+    │   └── LabelSetMatchError             a model's label names match no known set
     ├── ResultExpiredError                 result link or task past its hour
     ├── EngineError                        a segmentation engine failed
     │   └── NoRecordError                  the replay engine has no record of an image
@@ -63,6 +66,8 @@ __all__ = [
     "ImageTooLargeError",
     "InputError",
     "InvalidRequestError",
+    "LabelSetError",
+    "LabelSetMatchError",
     "MaskDecodeError",
     "MaskZipError",
     "NoRecordError",
@@ -89,6 +94,20 @@ class ConfigurationError(ClothsegError):
 
 class EngineUnavailableError(ConfigurationError):
     """An engine was asked for whose optional dependencies are not installed."""
+
+
+def install_hint(extra: str) -> str:
+    """The commands that install the optional extra ``extra``, from PyPI and from a checkout.
+
+    Messages that ask for an extra use it, so a user who installed from a checkout is
+    not sent to a package index for code they already have.
+
+    Examples
+    --------
+    >>> print(install_hint("server"))
+    pip install 'clothseg_tools[server]' (from a checkout: pip install -e ".[server]")
+    """
+    return f"pip install 'clothseg_tools[{extra}]' (from a checkout: pip install -e \".[{extra}]\")"
 
 
 class ShapeMismatchError(ClothsegError, ValueError):
@@ -155,6 +174,24 @@ class MaskZipError(ClothsegError, ValueError):
 
 class UnsafeZipError(MaskZipError):
     """A ZIP was refused: path tricks, too many entries, or a decompression bomb."""
+
+
+class LabelSetError(ClothsegError, ValueError):
+    """A label set that is unknown or malformed, or a parsing map that does not fit it."""
+
+
+class LabelSetMatchError(LabelSetError):
+    """A model's label names match no registered label set.
+
+    Attributes
+    ----------
+    closest : tuple of LabelSet
+        The registered sets nearest to the names, best first.
+    """
+
+    def __init__(self, message: str, *, closest: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.closest = closest
 
 
 class ResultExpiredError(ClothsegError):
