@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     # 1: bytes and arrays in, checked; atomic writes
     "_convert": 1,
     "_io": 1,
+    "_pool": 1,  # the thread loop and rate limiter under api and batch
     "inputs": 1,
     "decode": 1,
     "zipmasks": 1,

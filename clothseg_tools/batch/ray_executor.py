@@ -33,10 +33,11 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._pool import RateLimiter
 from ..errors import ConfigurationError
 from .discover import BatchItem
+from .executor import Executor, Job, _now, run_item
 from .manifest import Manifest
-from .runner import Executor, Job, RateLimiter, _now, run_item
 
 __all__ = ["DEFAULT_CHUNK", "RayExecutor", "WorkerLostError"]
 

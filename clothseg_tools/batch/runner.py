@@ -1,10 +1,11 @@
-"""Running one function over many items: resume plan, worker threads, manifest, summary.
+"""Running one job over many items: resume plan, executor, manifest, summary.
 
-The runner is what every batch command shares. A :class:`Job` names the command, the
-per-item function and the options that decide whether an earlier output still counts.
-:func:`run_job` reads the job's manifest, decides per item whether it is complete
-(:func:`plan_job`), runs the rest on a thread pool, appends one manifest line per item
-as it ends, and returns a :class:`BatchSummary`.
+The runner is what every batch command shares. :func:`run_job` reads the job's
+manifest (with all its shard parts), decides per item whether it is complete
+(:func:`plan_job`), hands the rest to an executor (threads here, or Ray workers; see
+:mod:`~clothseg_tools.batch.executor`), appends one manifest line per item as it ends,
+and returns a :class:`BatchSummary`. How it runs (workers, resume, rate limit, shard,
+executor) travels as one :class:`BatchOptions`.
 
 An item's function raising any ``Exception`` makes that item a failed line, with the
 exception's type and message; the batch carries on. ``KeyboardInterrupt`` (Ctrl-C)
@@ -33,20 +34,27 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import hashlib
 import logging
-import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .._pool import RateLimiter, ThreadLoop
+from .._pool import RateLimiter
 from ..errors import ConfigurationError
 from .discover import BatchItem
+from .executor import (
+    Executor,
+    ItemOutput,
+    Job,
+    Limiter,
+    LocalExecutor,
+    file_checksums,
+    run_item,
+    sha256_file,
+)
 from .manifest import Manifest, manifest_path, read_manifests
 from .shards import Shard
 
@@ -55,6 +63,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "BatchOptions",
     "BatchSummary",
     "Executor",
     "ItemOutput",
@@ -81,84 +90,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: Stopped by Ctrl-C before every item was reached (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_checksums(root: str | os.PathLike[str], relpaths: Iterable[str]) -> dict[str, str]:
-    """``{relpath: sha256}`` of files under ``root`` (``/``-separated relative paths)."""
-    base = Path(root)
-    return {rel: sha256_file(base / rel) for rel in relpaths}
-
-
-@dataclasses.dataclass(frozen=True)
-class ItemOutput:
-    """What an item's function reports when it succeeds.
-
-    Attributes
-    ----------
-    checksums : dict of str to str
-        ``/``-separated path relative to the job's output folder -> SHA-256 of every
-        file the item wrote; a rerun trusts the item only while these still match.
-    timings : dict of str to float
-        Seconds per stage, recorded in the manifest.
-    notes : tuple of str
-        Remarks recorded in the manifest (``"no person found"``).
-    """
-
-    checksums: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    timings: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-
-
-def _no_fingerprint(item: BatchItem) -> str | None:
-    return None
-
-
-@dataclasses.dataclass
-class Job:
-    """A batch command: its name, its per-item function and what makes outputs current.
-
-    Attributes
-    ----------
-    command : str
-        ``"segment"``, ``"cutout"``...; names the manifest (see
-        :func:`~clothseg_tools.batch.manifest.manifest_path`).
-    work : callable
-        ``work(item) -> ItemOutput``; called from worker threads.
-    out_dir : pathlib.Path
-        Where outputs and the manifest go.
-    options : dict
-        JSON-able options; an earlier output made with other options is redone.
-    fingerprint : callable
-        ``fingerprint(item) -> str | None`` describing the input's current state
-        (size and mtime of a photo, checksum of a result); a change redoes the item.
-    manifest_name : str or None
-        Names the manifest instead of ``command``, for jobs whose outputs are tracked
-        apart (a cutout written under another file name).
-    """
-
-    command: str
-    work: Callable[[BatchItem], ItemOutput]
-    out_dir: Path
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    fingerprint: Callable[[BatchItem], str | None] = _no_fingerprint
-    manifest_name: str | None = None
-
-    def __post_init__(self) -> None:
-        self.out_dir = Path(self.out_dir)
-
-    @property
-    def manifest_path(self) -> Path:
-        """This job's manifest file (named after ``manifest_name`` or the command)."""
-        return manifest_path(self.out_dir, self.manifest_name or self.command)
 
 
 @dataclasses.dataclass
@@ -352,176 +283,86 @@ class BatchSummary:
         return "\n".join(lines)
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
-
-
-def run_item(
-    job: Job, item: BatchItem, options: Mapping[str, Any], limiter: Limiter | None = None
-) -> dict[str, Any]:
-    """Run one item and return its manifest record; never raises for the item's own errors.
-
-    This is the unit every executor runs, on a thread here or in a Ray worker far away;
-    the executor appends the record to the manifest.
-    """
-    if limiter is not None:
-        limiter.acquire()
-    start = time.perf_counter()
-    record: dict[str, Any] = {"source": item.source, "key": item.key, "command": job.command}
-    try:
-        fingerprint = job.fingerprint(item)
-        output = job.work(item)
-    except Exception as exc:  # one bad item must never end the batch
-        logger.debug("%s failed on %s", job.command, item.source, exc_info=True)
-        record.update(
-            status="failed",
-            error={"type": type(exc).__name__, "message": str(exc) or repr(exc)},
-            seconds=round(time.perf_counter() - start, 6),
-            timings={},
-            notes=[],
-            checksums={},
-            fingerprint=_safe_fingerprint(job, item),
-        )
-    else:
-        record.update(
-            status="done",
-            error=None,
-            seconds=round(time.perf_counter() - start, 6),
-            timings={k: round(float(v), 6) for k, v in output.timings.items()},
-            notes=list(output.notes),
-            checksums=dict(output.checksums),
-            fingerprint=fingerprint,
-        )
-    record["options"] = dict(options)
-    record["finished_at"] = _now()
-    return record
-
-
-def _safe_fingerprint(job: Job, item: BatchItem) -> str | None:
-    try:
-        return job.fingerprint(item)
-    except Exception:
-        return None
-
-
-class Limiter(Protocol):
-    """What :func:`run_item` needs of a rate limiter (a :class:`RateLimiter`, or the
-    Ray executor's limiter shared by every worker)."""
-
-    def acquire(self) -> None:
-        """Block until the caller may start one item."""
-
-
-class Executor:
-    """Where a batch's items run. Subclasses implement :meth:`run`.
-
-    :func:`run_job` plans the batch, then iterates ``executor.run(...)`` for the records
-    of the items as they end, and counts them; the executor runs the items, appends
-    each record to the manifest as it ends, and keeps :attr:`started` and
-    :attr:`interrupted` up to date. Ctrl-C inside :meth:`run` stops new items and
-    yields the ones in flight once they end, then sets :attr:`interrupted`.
+@dataclasses.dataclass(frozen=True)
+class BatchOptions:
+    """How a batch runs, as opposed to what it computes: one object that the CLI, the
+    batch functions and :func:`run_job` pass on unchanged.
 
     Attributes
     ----------
     workers : int
-        Items processed at once.
-    started : int
-        Items of the last run handed to a worker.
-    interrupted : bool
-        Whether Ctrl-C stopped the last run.
-    """
+        Items processed at once (threads, or Ray workers).
+    overwrite : bool
+        Redo every item.
+    retry_failed : bool
+        Redo items that failed before (otherwise they stay failed and are skipped).
+    rate_limit : float or None
+        At most this many item starts per second, evenly spaced, over all workers
+        together (see :class:`~clothseg_tools.batch.RateLimiter`).
+    shard : Shard or None
+        Run only this shard's stable share of the items (``"K/N"`` is parsed).
+    executor : str or Executor
+        ``"local"`` (threads), ``"ray"`` or an :class:`Executor`.
+    ray_address : str or None
+        The Ray cluster to join with ``executor="ray"`` (default: a local Ray sized by
+        ``workers``, shut down at the end).
 
-    name = "executor"
-
-    def __init__(self, workers: int = 1) -> None:
-        if int(workers) < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}.")
-        self.workers = int(workers)
-        self.started = 0
-        self.interrupted = False
-
-    def run(
-        self,
-        job: Job,
-        items: Sequence[BatchItem],
-        *,
-        options: Mapping[str, Any],
-        rate_limit: float | None,
-        manifest: Manifest,
-        stop: threading.Event | None,
-    ) -> Generator[dict[str, Any], None, None]:
-        """Run ``items``; yield each one's manifest record (already appended) as it ends."""
-        raise NotImplementedError
-
-
-class LocalExecutor(Executor):
-    """Items on a pool of threads in this process (the default).
+    Raises
+    ------
+    ValueError
+        ``workers`` below 1 or ``rate_limit`` not above 0.
+    ConfigurationError
+        A malformed shard or an unknown executor.
 
     Examples
     --------
-    >>> LocalExecutor(4).workers
-    4
+    >>> BatchOptions(workers=8, shard="2/4").shard
+    Shard(index=2, count=4)
+    >>> dataclasses.replace(BatchOptions(), retry_failed=True).retry_failed
+    True
     """
 
-    name = "local"
+    workers: int = 1
+    overwrite: bool = False
+    retry_failed: bool = False
+    rate_limit: float | None = None
+    shard: Shard | None = None
+    executor: str | Executor = "local"
+    ray_address: str | None = None
 
-    def run(
-        self,
-        job: Job,
-        items: Sequence[BatchItem],
-        *,
-        options: Mapping[str, Any],
-        rate_limit: float | None,
-        manifest: Manifest,
-        stop: threading.Event | None,
-    ) -> Generator[dict[str, Any], None, None]:
-        self.started, self.interrupted = 0, False
-        limiter = RateLimiter(rate_limit) if rate_limit else None
-
-        def one(item: BatchItem) -> dict[str, Any]:
-            record = run_item(job, item, options, limiter)
-            # appended by the worker itself: recorded even if the caller is interrupted
-            manifest.append(record)
-            return record
-
-        with ThreadLoop(one, items, workers=self.workers, stop=stop) as loop:
-            try:
-                for record in loop:
-                    self.started = loop.started
-                    yield record
-            except KeyboardInterrupt:
-                self.interrupted = True
-                yield from loop.drain()  # running items finish and record themselves
-            self.started = loop.started
+    def __post_init__(self) -> None:
+        if int(self.workers) < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}.")
+        if self.rate_limit is not None and not self.rate_limit > 0:
+            raise ValueError(f"rate limit must be above 0 per second, got {self.rate_limit!r}.")
+        if isinstance(self.shard, str):
+            object.__setattr__(self, "shard", Shard.parse(self.shard))
+        if self.executor is None:
+            object.__setattr__(self, "executor", "local")
+        if not isinstance(self.executor, Executor) and self.executor not in ("local", "ray"):
+            raise ConfigurationError(
+                f"Unknown executor {self.executor!r}; choose 'local' or 'ray'."
+            )
 
 
-def _executor(executor: str | Executor | None, workers: int, **kw: Any) -> Executor:
-    if isinstance(executor, Executor):
-        return executor
-    if executor in (None, "local"):
-        return LocalExecutor(workers)
-    if executor == "ray":
+def _executor(batch: BatchOptions) -> Executor:
+    if isinstance(batch.executor, Executor):
+        return batch.executor
+    if batch.executor == "ray":
         from .ray_executor import RayExecutor  # only when asked: ray is an optional extra
 
-        return RayExecutor(workers, **kw)
-    raise ConfigurationError(f"Unknown executor {executor!r}; choose 'local' or 'ray'.")
+        return RayExecutor(batch.workers, address=batch.ray_address)
+    return LocalExecutor(batch.workers)
 
 
 def run_job(
     job: Job,
     items: Sequence[BatchItem],
+    batch: BatchOptions | None = None,
     *,
-    workers: int = 1,
-    overwrite: bool = False,
-    retry_failed: bool = False,
-    rate_limit: float | None = None,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
-    shard: Shard | str | None = None,
-    executor: str | Executor | None = None,
-    ray_address: str | None = None,
+    **settings: Any,
 ) -> BatchSummary:
     """Run ``job`` over ``items``: skip what is complete, record every item that ends.
 
@@ -531,35 +372,23 @@ def run_job(
         What to do per item.
     items
         The batch (see :func:`~clothseg_tools.batch.discover.discover_inputs`).
-    workers
-        Items processed at once (threads, or Ray workers).
-    overwrite
-        Redo every item.
-    retry_failed
-        Redo items that failed before (otherwise they stay failed and are skipped).
-    rate_limit
-        At most this many item starts per second, evenly spaced, over all workers
-        (``None``: no limit). See :class:`~clothseg_tools.batch.RateLimiter`.
+    batch
+        How to run it: workers, resume, rate limit, shard, executor
+        (:class:`BatchOptions`; default one worker, resuming, on threads).
     progress
         Receives start / advance / close calls.
     stop
         Setting this event stops new items from starting, like Ctrl-C.
-    shard
-        ``"K/N"`` or a :class:`~clothseg_tools.batch.shards.Shard`: run only this
-        shard's stable share of ``items``, record it in the manifest part
-        ``manifest.K-of-N.jsonl`` and mark the shard done at the end.
-    executor
-        ``"local"`` (threads, the default), ``"ray"`` (see
-        :class:`~clothseg_tools.batch.ray_executor.RayExecutor`) or an
-        :class:`Executor`.
-    ray_address
-        The Ray cluster to join with ``executor="ray"`` (default: start a local Ray
-        sized by ``workers`` and shut it down at the end).
+    **settings
+        :class:`BatchOptions` fields that replace ``batch``'s (``workers=4``,
+        ``shard="1/3"``, ``executor="ray"`` ...).
 
     Returns
     -------
     BatchSummary
-        Counts over this shard's items when ``shard`` is given.
+        Counts over this shard's items when a shard is given. With a shard, the run
+        records into the manifest part ``manifest.K-of-N.jsonl`` and marks the shard
+        done at the end (see :mod:`~clothseg_tools.batch.shards`).
 
     Notes
     -----
@@ -567,16 +396,17 @@ def run_job(
     finish and are recorded before this returns. A second interrupt while waiting for
     them is raised as usual (their files are still written atomically).
     """
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}.")
+    batch = dataclasses.replace(batch or BatchOptions(), **settings)
     started = time.perf_counter()
-    part = Shard.parse(shard) if isinstance(shard, str) else shard
+    part = batch.shard
     if part is not None:
         items = part.select(items)
     name = job.manifest_name or job.command
     path = manifest_path(job.out_dir, name, part.pair if part is not None else None)
     records = read_manifests(job.out_dir, name)
-    plan = plan_job(job, items, records=records, overwrite=overwrite, retry_failed=retry_failed)
+    plan = plan_job(
+        job, items, records=records, overwrite=batch.overwrite, retry_failed=batch.retry_failed
+    )
     summary = BatchSummary(
         job.command,
         total=len(items),
@@ -586,14 +416,14 @@ def run_job(
     )
     for _, rec in plan.failed_before:
         summary.errors[str((rec.get("error") or {}).get("type", "Error"))] += 1
-    runner = _executor(executor, workers, address=ray_address)
+    runner = _executor(batch)
     if progress is not None:
         progress.start(len(plan.run), skipped=len(plan.complete) + len(plan.failed_before))
     try:
         if part is not None:
             part.mark_running(job.out_dir, name)
         with Manifest(path) as manifest:
-            _drive(job, plan.run, runner, manifest, summary, progress, stop, rate_limit)
+            _drive(job, plan.run, runner, manifest, summary, progress, stop, batch.rate_limit)
     finally:
         if progress is not None:
             progress.close()

@@ -16,6 +16,7 @@ folder only while it is intact.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
-from ..contract import KEY_ENV, REPLAY_DIR_ENV, URL_ENV, check_options
+from ..contract import KEY_ENV, OPTION_NAMES, REPLAY_DIR_ENV, URL_ENV, Options
 from ..errors import (
     ConfigurationError,
     EngineUnavailableError,
@@ -35,8 +36,7 @@ from ..errors import (
 )
 from ..result import RESULT_NAME, SegmentationResult, segment_with_engine
 from .discover import BatchItem
-from .runner import BatchSummary, Executor, ItemOutput, Job, Progress, run_job, sha256_file
-from .shards import Shard
+from .runner import BatchOptions, BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
 
 __all__ = [
     "BACKENDS",
@@ -335,27 +335,19 @@ def segment_job(
 def segment_batch(
     items: Sequence[BatchItem],
     out_dir: str | os.PathLike[str],
+    options: Options | None = None,
+    batch: BatchOptions | None = None,
     *,
     engine: str | Engine | None = "auto",
-    class_type: int = 1,
-    output_type: int = 1,
-    detail_mode: int = 1,
-    quality: int = 1,
     api_key: str | None = None,
     base_url: str | None = None,
     replay_dir: str | os.PathLike[str] | None = None,
     timeout: float | None = None,
     max_retries: int | None = None,
     engine_options: Mapping[str, Any] | None = None,
-    workers: int = 4,
-    rate_limit: float | None = None,
-    overwrite: bool = False,
-    retry_failed: bool = False,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
-    shard: Shard | str | None = None,
-    executor: str | Executor | None = None,
-    ray_address: str | None = None,
+    **settings: Any,
 ) -> BatchSummary:
     """Segment ``items`` into ``out_dir``, resuming an earlier run of the same batch.
 
@@ -365,20 +357,24 @@ def segment_batch(
         From :func:`~clothseg_tools.batch.discover.discover_inputs`.
     out_dir
         Output root: ``<out_dir>/<key>/`` per item and ``<out_dir>/manifest.jsonl``.
+    options
+        The API's options (:class:`~clothseg_tools.contract.Options`: class_type,
+        output_type, detail_mode, quality); default the contract's defaults.
+    batch
+        How the batch runs (:class:`~clothseg_tools.batch.BatchOptions`: workers,
+        resume, rate limit, shard, executor); default four workers on threads.
     engine
         ``"auto"`` (remote with a key, else the default engine), ``"remote"``,
         ``"local"``, ``"replay"``, or an Engine instance (shared by all workers).
-    class_type, output_type, detail_mode, quality
-        The API's options.
     api_key, base_url, timeout, max_retries
         Remote backend settings.
     replay_dir, engine_options
         In-process engine settings.
-    workers, rate_limit, overwrite, retry_failed, progress, stop
+    progress, stop
         See :func:`~clothseg_tools.batch.runner.run_job`.
-    shard, executor, ray_address
-        Where the items run: one shard of them, on threads or Ray workers (see
-        :func:`~clothseg_tools.batch.runner.run_job`).
+    **settings
+        Single fields of ``options`` or ``batch`` (``class_type=4``, ``workers=2``,
+        ``shard="1/3"``, ``executor="ray"`` ...) replacing theirs.
 
     Returns
     -------
@@ -414,9 +410,17 @@ def segment_batch(
     >>> sorted(p.name for p in (tmp / "out" / "a").iterdir())
     ['body.png', 'face.png', 'hair.png', 'head.png', 'masks.json', 'result.json']
     """
-    api_options = check_options(
-        class_type=class_type, output_type=output_type, detail_mode=detail_mode, quality=quality
+    unknown = set(settings) - set(OPTION_NAMES) - {f.name for f in dataclasses.fields(BatchOptions)}
+    if unknown:
+        raise TypeError(f"segment_batch() got unexpected keyword arguments: {sorted(unknown)}")
+    api = dataclasses.replace(
+        options or Options(), **{k: v for k, v in settings.items() if k in OPTION_NAMES}
     )
+    run = dataclasses.replace(
+        batch or BatchOptions(workers=4),
+        **{k: v for k, v in settings.items() if k not in OPTION_NAMES},
+    )
+    api_options = api.as_dict()
     if isinstance(engine, str) or engine is None:
         backend: str | Engine = choose_backend(
             engine, api_key=api_key or os.environ.get(KEY_ENV)
@@ -435,18 +439,6 @@ def segment_batch(
     )
     try:
         job = segment_job(segmenter, out_dir, backend=segmenter.name, api_options=api_options)
-        return run_job(
-            job,
-            items,
-            workers=workers,
-            overwrite=overwrite,
-            retry_failed=retry_failed,
-            rate_limit=rate_limit,
-            progress=progress,
-            stop=stop,
-            shard=shard,
-            executor=executor,
-            ray_address=ray_address,
-        )
+        return run_job(job, items, run, progress=progress, stop=stop)
     finally:
         segmenter.close()

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..batch import Job, Shard, discover_results, run_job, shard_states
+from ..batch import BatchOptions, Job, discover_results, run_job, shard_states
 from ..batch.coverage import stats_job, write_dataset_stats
 from ..batch.post import (
     DEFAULT_NAMES,
@@ -76,15 +76,14 @@ def run_post(
     results: Path,
     out_dir: Path | None,
     *,
-    workers: int,
-    overwrite: bool,
-    retry_failed: bool,
     quiet: bool,
-    shard: Shard | None = None,
-    executor: str = "local",
-    ray_address: str | None = None,
+    **batch: Any,
 ) -> None:
-    """Discover the result folders, run the job, print the summary and exit."""
+    """Discover the result folders, run the job, print the summary and exit.
+
+    ``batch`` holds the :class:`~clothseg_tools.batch.BatchOptions` fields the batch
+    and scale options gave (workers, overwrite, retry_failed, shard, executor ...).
+    """
     out = out_dir or results
     items = discover_results(results)
     if not items:
@@ -93,20 +92,13 @@ def run_post(
             "run 'clothseg segment' first."
         )
     job = build(out)
+    settings = BatchOptions(**batch)
     summary = run_job(
-        job,
-        items,
-        workers=workers,
-        overwrite=overwrite,
-        retry_failed=retry_failed,
-        progress=TqdmProgress(command, quiet=quiet, unit="folder"),
-        shard=shard,
-        executor=executor,
-        ray_address=ray_address,
+        job, items, settings, progress=TqdmProgress(command, quiet=quiet, unit="folder")
     )
     outputs: list[str] = []
     if command == "stats" and not summary.interrupted:
-        states = shard_states(out, job.manifest_name or job.command) if shard else []
+        states = shard_states(out, job.manifest_name or job.command) if settings.shard else []
         if all(s.state == "done" for s in states):
             csv_path, json_path = write_dataset_stats(job, items)
             outputs = [f"coverage per image: {csv_path}", f"dataset summary: {json_path}"]

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from ..batch import discover_inputs, read_manifests
+from ..batch import BatchOptions, discover_inputs, read_manifests
 from ..batch.segment import BACKENDS, segment_batch
 from ..batch.shards import Shard
-from ..contract import KEY_ENV, URL_ENV
+from ..contract import KEY_ENV, URL_ENV, Options
 from ._common import TqdmProgress, api_option_flags, batch_options, finish_batch, scale_options
 
 __all__ = ["segment_command"]
@@ -101,22 +101,26 @@ def segment_command(
     summary = segment_batch(
         items,
         out_dir,
+        Options(
+            class_type=class_type,
+            output_type=output_type,
+            detail_mode=detail_mode,
+            quality=quality,
+        ),
+        BatchOptions(
+            workers=workers,
+            overwrite=overwrite,
+            retry_failed=retry_failed,
+            rate_limit=rate_limit,
+            shard=shard,
+            executor=executor,
+            ray_address=ray_address,
+        ),
         engine=engine,
-        class_type=class_type,
-        output_type=output_type,
-        detail_mode=detail_mode,
-        quality=quality,
         api_key=api_key,
         base_url=base_url,
         replay_dir=replay_dir,
         timeout=timeout,
-        workers=workers,
-        rate_limit=rate_limit,
-        overwrite=overwrite,
-        retry_failed=retry_failed,
         progress=TqdmProgress("segment", quiet=quiet),
-        shard=shard,
-        executor=executor,
-        ray_address=ray_address,
     )
     finish_batch(summary, quiet=quiet)
