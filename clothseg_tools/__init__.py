@@ -78,6 +78,8 @@ _EXPORTS: dict[str, str] = {
     "SegmentationResult": "api",
     # engines
     "get_engine": "engines",
+    # batches in a user's Ray Data pipeline
+    "segment_dataset": "batch.dataset",
     # errors
     "ClothsegError": "errors",
     "ConfigurationError": "errors",
@@ -144,6 +146,7 @@ __all__ = [
     "Task",
     "SegmentationResult",
     "get_engine",
+    "segment_dataset",
     "ClothsegError",
     "ConfigurationError",
     "InputError",

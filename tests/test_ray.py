@@ -222,3 +222,41 @@ def test_one_rate_limit_holds_across_all_ray_workers(
     # worker would have let them through in about half that)
     assert stamps[-1] - stamps[0] >= 9 / rate * 0.9
     assert KEY not in (tmp_path / "manifest.jsonl").read_text()
+
+
+# Ray Data warns about its own deprecated settings when it starts
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
+def test_segment_dataset_adds_rle_coverage_and_folder_to_each_row(
+    local_ray: None, photos: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from clothseg_tools import SegmentationResult, decode_rle, segment_dataset
+
+    files = sorted(photos[0].rglob("*.*"))[:5]  # four photos and the broken file
+    by_path = ray.data.from_items([{"path": str(p), "id": i} for i, p in enumerate(files)])
+    out = segment_dataset(by_path, engine="replay", replay_dir=photos[1], out_dir=tmp_path,
+                          class_type=4, concurrency=1)  # fmt: skip
+    rows = {r["path"]: r for r in out.take_all()}
+    assert set(rows) == {str(p) for p in files}
+    broken = rows[str(photos[0] / "broken0.jpg")]
+    assert broken["error"].startswith("ImageDecodeError") and broken["folder"] is None
+    good = [r for r in rows.values() if r["error"] is None]
+    assert len(good) == 4
+    for row in good:
+        saved = SegmentationResult.load(row["folder"])
+        assert saved.source == row["path"] == row["source"]
+        assert list(row["classes"]) == list(saved.masks.classes)
+        for name, rle, fraction in zip(row["classes"], row["rle"], row["coverage"], strict=True):
+            mask = saved.masks[name] >= 128
+            assert np.array_equal(decode_rle(rle).astype(bool), mask)
+            assert fraction == pytest.approx(mask.mean())
+    # encoded bytes in, without a path: the same masks
+    pair = files[1:3]
+    by_bytes = ray.data.from_items([{"bytes": p.read_bytes(), "n": i} for i, p in enumerate(pair)])
+    again = segment_dataset(by_bytes, engine="replay", replay_dir=photos[1], class_type=4,
+                            concurrency=1).take_all()  # fmt: skip
+    for row in again:
+        expected = rows[str(pair[row["n"]])]
+        assert row["error"] is None and row["folder"] is None
+        assert row["rle"] == expected["rle"] and row["coverage"] == expected["coverage"]

@@ -145,8 +145,11 @@ class _EngineSegmenter:
         return engine
 
     def __call__(self, item: BatchItem) -> SegmentationResult:
-        data = _read_source(item)
-        return segment_with_engine(self._engine(), data, source=item.source, **self._api_options)
+        return self.segment_data(_read_source(item), item.source)
+
+    def segment_data(self, data: bytes | str, source: str) -> SegmentationResult:
+        """Segment an encoded image (or a path), recorded as coming from ``source``."""
+        return segment_with_engine(self._engine(), data, source=source, **self._api_options)
 
     def close(self) -> None:
         with self._lock:
@@ -196,8 +199,13 @@ class _RemoteSegmenter:
 
     def __call__(self, item: BatchItem) -> SegmentationResult:
         image = item.location if item.is_url else _read_source(item)
-        result: SegmentationResult = self._client.segment(image, **self._options)
-        result.source = item.source  # the manifest's name for it: no signed query string
+        # the manifest's name for it: no signed query string
+        return self.segment_data(image, item.source)
+
+    def segment_data(self, data: bytes | str, source: str) -> SegmentationResult:
+        """Segment an encoded image (or a path or URL), recorded as coming from ``source``."""
+        result: SegmentationResult = self._client.segment(data, **self._options)
+        result.source = source
         return result
 
     def close(self) -> None:
