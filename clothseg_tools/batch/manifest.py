@@ -38,6 +38,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -129,14 +130,17 @@ def manifest_files(out_dir: str | os.PathLike[str]) -> list[ManifestFile]:
 
 
 def read_manifests(
-    out_dir: str | os.PathLike[str], command: str = "segment"
+    out_dir: str | os.PathLike[str],
+    command: str = "segment",
+    keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The latest record per source of ``command``, over its manifest and all shard parts.
 
     This is how every reader of a results folder (resume, ``stats``, ``report``,
     ``--retry-failed``, ``clothseg shards``) sees a run, whether it ran in one process
     or in shards on many machines. Where two files hold the same source (a folder
-    first run whole, later in shards), the record that finished last wins.
+    first run whole, later in shards), the record that finished last wins. ``keep``
+    filters records as they are read (see :func:`read_manifest`).
 
     Returns
     -------
@@ -158,7 +162,7 @@ def read_manifests(
     for file in manifest_files(out_dir):
         if file.command != command:
             continue
-        for source, record in read_manifest(file.path).items():
+        for source, record in read_manifest(file.path, keep).items():
             earlier = merged.get(source)
             if earlier is None or str(record.get("finished_at", "")) >= str(
                 earlier.get("finished_at", "")
@@ -167,10 +171,14 @@ def read_manifests(
     return merged
 
 
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+def read_manifest(
+    path: str | os.PathLike[str], keep: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, dict[str, Any]]:
     """The latest record per source; a missing file reads as empty.
 
     Lines that do not parse (a line cut off by a crash) are skipped with a warning.
+    With ``keep``, only records it accepts are kept (a shard keeps its own items, so a
+    run of millions holds 1/N of the manifest in memory).
 
     Returns
     -------
@@ -190,7 +198,8 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
             except (ValueError, KeyError, TypeError):
                 logger.warning("%s line %d is not a manifest record; skipped.", path, number)
                 continue
-            records[str(source)] = record
+            if keep is None or keep(record):
+                records[str(source)] = record
     return records
 
 

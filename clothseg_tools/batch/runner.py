@@ -403,7 +403,8 @@ def run_job(
         items = part.select(items)
     name = job.manifest_name or job.command
     path = manifest_path(job.out_dir, name, part.pair if part is not None else None)
-    records = read_manifests(job.out_dir, name)
+    # a shard needs only its own items' records: 1/N of a huge manifest in memory
+    records = read_manifests(job.out_dir, name, part.holds_record if part is not None else None)
     plan = plan_job(
         job, items, records=records, overwrite=batch.overwrite, retry_failed=batch.retry_failed
     )

@@ -31,7 +31,7 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -130,6 +130,11 @@ class Shard:
     def holds(self, item: BatchItem) -> bool:
         """Whether ``item`` belongs to this shard."""
         return shard_of(item.key, self.count) == self.index
+
+    def holds_record(self, record: Mapping[str, Any]) -> bool:
+        """Whether a manifest record is of one of this shard's items (by its key)."""
+        key = record.get("key")
+        return isinstance(key, str) and shard_of(key, self.count) == self.index
 
     def select(self, items: Sequence[BatchItem]) -> list[BatchItem]:
         """This shard's items, in their order."""
