@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from skimage.draw import ellipse, polygon
+from PIL import Image, ImageDraw
 
 # ootd label indices (ATR order, 18 = Neck)
 BG, HAT, HAIR, GLASSES, UPPER, SKIRT, PANTS, DRESS, BELT = range(9)
@@ -42,27 +42,23 @@ class Outfit:
     pose: dict[int, tuple[float, float]] = field(default_factory=dict)  # overrides
 
 
-def _limb(canvas, a, b, width, value, scale):
+def _limb(draw, a, b, width, value, scale):
     a, b = np.asarray(a, float) * scale, np.asarray(b, float) * scale
     d = b - a
     n = np.array([-d[1], d[0]]) / max(np.hypot(*d), 1e-9) * width * scale / 2
-    pts = np.array([a + n, b + n, b - n, a - n])
-    rr, cc = polygon(pts[:, 1], pts[:, 0], canvas.shape)
-    canvas[rr, cc] = value
+    draw.polygon([tuple(p) for p in (a + n, b + n, b - n, a - n)], fill=value)
+    r = width * scale / 2
     for p in (a, b):  # round joints
-        rr, cc = ellipse(p[1], p[0], width * scale / 2, width * scale / 2, shape=canvas.shape)
-        canvas[rr, cc] = value
+        draw.ellipse([p[0] - r, p[1] - r, p[0] + r, p[1] + r], fill=value)
 
 
-def _poly(canvas, pts, value, scale):
-    pts = np.asarray(pts, float) * scale
-    rr, cc = polygon(pts[:, 1], pts[:, 0], canvas.shape)
-    canvas[rr, cc] = value
+def _poly(draw, pts, value, scale):
+    draw.polygon([(x * scale, y * scale) for x, y in pts], fill=value)
 
 
-def _ell(canvas, cx, cy, rx, ry, value, scale):
-    rr, cc = ellipse(cy * scale, cx * scale, ry * scale, rx * scale, shape=canvas.shape)
-    canvas[rr, cc] = value
+def _ell(draw, cx, cy, rx, ry, value, scale):
+    cx, cy, rx, ry = cx * scale, cy * scale, rx * scale, ry * scale
+    draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=value)
 
 
 def figure(outfit: Outfit | None = None, scale: float = 1.0):
@@ -73,7 +69,8 @@ def figure(outfit: Outfit | None = None, scale: float = 1.0):
     o = outfit or Outfit()
     P = {**BASE_POSE, **o.pose}
     h, w = round(512 * scale), round(384 * scale)
-    lab = np.zeros((h, w), np.uint8)
+    canvas = Image.new("L", (w, h))
+    lab = ImageDraw.Draw(canvas)  # drawn on in order, later labels over earlier ones
     s = scale
     # skin
     for (hip, knee, ankle), leg in (((8, 9, 10), RLEG), ((11, 12, 13), LLEG)):
@@ -132,7 +129,7 @@ def figure(outfit: Outfit | None = None, scale: float = 1.0):
         x, y = (0.0, 0.0) if i in o.missing else P[i]
         flat += [float(x), float(y)]
     pose = {i: (P[i][0] * s, P[i][1] * s) for i in range(18) if i not in o.missing}
-    return lab, pose, {"pose_keypoints_2d": flat}
+    return np.array(canvas), pose, {"pose_keypoints_2d": flat}
 
 
 def iou(a, b):

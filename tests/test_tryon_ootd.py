@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from clothseg_tools import tryon_mask
+from clothseg_tools import MaskSet, tryon_mask
 from clothseg_tools.errors import KeypointError
 from clothseg_tools.tryon import _ootd as R
 from clothseg_tools.tryon import _ootd_sources as S
@@ -362,3 +362,109 @@ class _Ootd:
             labels = tuple(str(i) for i in range(19))
 
         self.labels, self.labelset, self.shape = labels, _Set(), labels.shape
+
+
+# ATR labels as the service's twelve classes (what a MaskSet of the same figure holds)
+SERVICE_CLASSES = {
+    "face": [FACE],
+    "hair": [HAIR],
+    "head": [FACE, HAIR, HAT],
+    "tops": [UPPER],
+    "bottoms": [PANTS, SKIRT],
+    "dress": [DRESS],
+    "acc": [GLASSES, BELT, SCARF],
+    "shoes": [LSHOE, RSHOE],
+    "body": [LARM, RARM, LLEG, RLEG, NECK],
+    "bag": [BAG],
+}
+
+
+def test_a_maskset_with_named_keypoints_comes_close_to_the_reference():
+    """From the twelve classes the arms, legs and neck are guessed from ``body`` and the
+    skeleton, so the agreement is lower than from an ATR map, but still close."""
+    stored = np.load(REFERENCE)
+    scores = []
+    for case, outfit, scale, category, model_type in reference_cases():
+        if model_type == "dc":
+            continue  # the body split is the same for both; half the cases suffice
+        lab, pose, _ = figure(outfit, scale)
+        h, w = lab.shape
+        ms = MaskSet({name: np.isin(lab, ids) for name, ids in SERVICE_CLASSES.items()})
+        named = {S.BODY_18[i]: p for i, p in pose.items()}
+        got = tryon_mask(ms, category, keypoints=named, preset="ootd", model_type=model_type)
+        ref = np.unpackbits(stored[case])[: 512 * 384].reshape(512, 384).astype(bool)
+        scores.append(iou(got, R.resize_nearest(ref, (w, h))))
+    assert np.mean(scores) >= 0.98
+    assert min(scores) >= 0.94
+
+
+def test_named_keypoints_are_scaled_from_the_source_and_openpose_from_its_frame():
+    pts = S.work_points({"right_wrist": (300, 400, 0.9), "left_wrist": (1, 2, 0.0)}, (1024, 768),
+                        (384, 512))  # fmt: skip
+    assert pts[4].tolist() == [150.0, 200.0]
+    assert pts[7].tolist() == [0.0, 0.0]  # zero score: missing
+    flat = [0.0, 0.0] * 18
+    flat[8:10] = [100.0, 200.0]
+    pts = S.work_points(
+        {"pose_keypoints_2d": flat}, (1024, 768), (768, 1024), keypoint_size=(384, 512)
+    )
+    assert pts[4].tolist() == [200.0, 400.0]
+
+
+def test_neck_point_defaults_to_between_the_shoulders():
+    pts = S.work_points({"right_shoulder": (100, 100), "left_shoulder": (200, 120)}, (512, 384),
+                        (384, 512))  # fmt: skip
+    assert pts[1].tolist() == [150.0, 110.0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"preset": "viton"}, ValueError, "preset must be"),
+        ({"preset": "ootd", "model_type": "xl"}, ValueError, "model_type"),
+        ({"preset": "ootd", "hull": True}, ValueError, "hull only apply"),
+        ({"preset": "ootd", "dilate": 0.05, "keep": ["acc"]}, ValueError, "dilate, keep"),
+        ({"preset": "ootd", "work_size": 512}, ValueError, "width, height"),
+        ({"preset": "ootd", "work_size": (8, 8)}, ValueError, "at least 16"),
+        ({"preset": "ootd", "keypoints": None}, KeypointError, "draws the arms"),
+        ({"preset": "ootd", "keypoints": [(1, 2)]}, KeypointError, "mapping of names"),
+        ({"preset": "ootd", "keypoints": {"left_wrist": "x"}}, KeypointError, "left_wrist"),
+        ({"preset": "default", "work_size": (384, 512)}, ValueError, "one number"),
+    ],
+)
+def test_bad_options_say_what_to_do(kwargs, error, match):
+    lab, _, _ = figure()
+    ms = MaskSet({name: np.isin(lab, ids) for name, ids in SERVICE_CLASSES.items()})
+    with pytest.raises(error, match=match):
+        tryon_mask(ms, "upper_body", **kwargs)
+
+
+def test_lower_body_needs_no_keypoints_and_other_sources_are_refused():
+    lab, _, _ = figure(Outfit("long", "pants"))
+    ms = MaskSet({name: np.isin(lab, ids) for name, ids in SERVICE_CLASSES.items()})
+    m = tryon_mask(ms, "lower_body", preset="ootd")
+    assert m[lab == PANTS].all() and not m[lab == UPPER].any()
+    with pytest.raises(TypeError, match="Parsing"):
+        tryon_mask(lab, "lower_body", preset="ootd")
+
+
+def test_default_preset_is_unchanged_by_the_new_options():
+    lab, pose, _ = figure()
+    ms = MaskSet({name: np.isin(lab, ids) for name, ids in SERVICE_CLASSES.items()})
+    named = {S.BODY_18[i]: p for i, p in pose.items()}
+    a = tryon_mask(ms, "upper_body", keypoints=named)
+    b = tryon_mask(ms, "upper_body", keypoints=named, preset="default", work_size=512)
+    assert (a == b).all()
+
+
+@pytest.mark.parametrize("work_size", [(192, 256), (768, 1024)])
+def test_other_working_sizes_scale_the_rules(work_size):
+    lab, _, kp = figure(Outfit("none", "skirt"), 2.0)
+    base = tryon_mask(_Ootd(lab), "upper_body", keypoints=kp, preset="ootd")
+    other = tryon_mask(_Ootd(lab), "upper_body", keypoints=kp, preset="ootd", work_size=work_size)
+    # the arm width follows the working height, the 5 x 5 kernels stay in pixels (as
+    # in the reference): close, not equal
+    assert other.shape == base.shape
+    assert iou(base, other) > 0.8
+    assert other[lab == UPPER].all()
+    assert other[np.isin(lab, (FACE, SKIRT))].mean() < 0.02  # edges of coarse pixels only

@@ -112,7 +112,7 @@ def resize_nearest(array: npt.NDArray[np.generic], size: tuple[int, int]) -> npt
     w, h = size
     rows = nearest_indices(array.shape[0], h)
     cols = nearest_indices(array.shape[1], w)
-    return array[rows[:, None], cols[None, :]]
+    return array.take(rows, axis=0).take(cols, axis=1)
 
 
 def dilate_square(mask: BoolArray, size: int, iterations: int = 1) -> BoolArray:

@@ -288,6 +288,14 @@ def _split_body(body: BoolArray, points: FloatArray | None, hip_row: int) -> npt
     pxy = np.column_stack([xs, ys]).astype(np.float64)
     segs: list[tuple[FloatArray, FloatArray, int]] = []
     if points is not None:
+        points = points.copy()
+        for shoulder, elbow, wrist in ((2, 3, 4), (5, 6, 7)):
+            if R.missing(points[wrist]) and not (
+                R.missing(points[shoulder]) or R.missing(points[elbow])
+            ):
+                # a wrist not found: guess a straight arm, so the forearm's skin does
+                # not go to the nearest leg
+                points[wrist] = 2 * points[elbow] - points[shoulder]
         for a, b, part in _BODY_PARTS:
             if not (R.missing(points[a]) or R.missing(points[b])):
                 pa, pb = points[a], points[b]
@@ -304,9 +312,7 @@ def _split_body(body: BoolArray, points: FloatArray | None, hip_row: int) -> npt
         # no skeleton: skin below the hip line is legs, the rest neck and torso
         below = ys >= hip_row
         left = xs >= xs.mean()
-        parts = np.where(
-            below, np.where(left, R.LEFT_LEG, R.RIGHT_LEG), R.NECK
-        ).astype(np.int16)
+        parts = np.where(below, np.where(left, R.LEFT_LEG, R.RIGHT_LEG), R.NECK).astype(np.int16)
     out[ys, xs] = parts
     return out
 
@@ -332,12 +338,11 @@ def labels_from_masks(
     rows = R.nearest_indices(ms.shape[0], h)
     cols = R.nearest_indices(ms.shape[1], w)
 
-    def get(name: str) -> BoolArray:
-        if name not in ms.classes:
-            return np.zeros((h, w), bool)
-        return np.asarray(ms[name][rows[:, None], cols[None, :]] >= level, bool)
+    low = {name: ms[name].take(rows, axis=0).take(cols, axis=1) >= level for name in ms.classes}
 
-    low = {name: get(name) for name in ms.classes}
+    def get(name: str) -> BoolArray:
+        return low[name] if name in low else np.zeros((h, w), bool)
+
     out = np.zeros((h, w), np.int16)
     hip = _frame(low, None, 1, (h, w)).hip
     body = get("body")
