@@ -147,15 +147,16 @@ def fill_from_border(mask: BoolArray) -> BoolArray:
     >>> bool(fill_from_border(m)[1:5, 1:5].all())
     True
     """
-    from skimage.segmentation import flood
+    from skimage.measure import label
 
     out = mask.copy()
     out[[0, -1], :] = False
     out[:, [0, -1]] = False
     if out.shape[0] < 3 or out.shape[1] < 3:
         return out
-    outside = flood(out.view(np.uint8), (0, 0), connectivity=1)
-    return ~outside
+    # the cleared frame is one 4-connected background region: the outside
+    regions = label(~out, connectivity=1)
+    return np.asarray(regions != regions[0, 0], bool)
 
 
 def largest_region(mask: BoolArray) -> BoolArray:
