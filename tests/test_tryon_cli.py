@@ -164,3 +164,26 @@ def test_photo_to_local_engine_to_ootd_mask_offline(tmp_path):
     tops = res.masks["tops"] >= 128
     assert mask[tops].mean() > 0.9  # the space suit is painted
     assert mask[res.masks["face"] >= 128].mean() < 0.05  # the face is kept
+
+
+@pytest.mark.slow
+def test_detect_pose_finds_keypoints_for_results_without_them(tmp_path):
+    pytest.importorskip("mediapipe")
+    import skimage.data
+
+    photo = skimage.data.astronaut()
+    Image.fromarray(photo).save(tmp_path / "astronaut.png")
+    tops = np.zeros(photo.shape[:2], bool)
+    tops[300:, 60:440] = True  # the suit, roughly
+    face = np.zeros_like(tops)
+    face[60:200, 180:300] = True
+    results = tmp_path / "results"
+    SegmentationResult(
+        MaskSet({"tops": tops, "face": face}), source=str(tmp_path / "astronaut.png")
+    ).save(results / "astronaut")
+    args = ("tryon", results, "--category", "upper_body", "--preset", "ootd")
+    refused = run(*args, code=1)
+    assert "--detect-pose" in refused.output
+    run(*args, "--detect-pose", "--retry-failed", code=0)
+    mask = np.asarray(Image.open(results / "astronaut" / "tryon_upper_body_ootd_hd.png")) == 255
+    assert mask[tops].mean() > 0.9 and mask[face].mean() < 0.05

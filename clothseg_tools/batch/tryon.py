@@ -49,6 +49,7 @@ def tryon_job(
     preset: str = "default",
     model_type: str = "hd",
     name: str | None = None,
+    detect_pose: bool = False,
 ) -> Job:
     """A try-on mask (0 or 255) per result folder.
 
@@ -64,6 +65,9 @@ def tryon_job(
         ``"hd"`` or ``"dc"``, for the ``ootd`` preset.
     name
         Output file name (default :func:`tryon_name`).
+    detect_pose
+        When a result has no keypoints and the preset needs them, find them in its
+        photo with the local engine's pose model (needs the ``[local]`` extra).
 
     Raises
     ------
@@ -81,26 +85,45 @@ def tryon_job(
     filename = name or tryon_name(category, preset, model_type)
 
     def produce(item: BatchItem, result: SegmentationResult) -> npt.NDArray[np.uint8]:
-        if preset == "ootd" and category != "lower_body" and not result.keypoints:
-            raise KeypointError(
-                f"{item.source} has no pose keypoints, which the ootd preset needs for "
-                f"{category}; segment the photo with the local engine "
-                "(clothseg segment --engine local), which saves them."
-            )
+        keypoints = result.keypoints
+        if preset == "ootd" and category != "lower_body" and not keypoints:
+            keypoints = _photo_keypoints(item, result) if detect_pose else None
+            if not keypoints:
+                found = " and none were found in its photo" if detect_pose else ""
+                raise KeypointError(
+                    f"{item.source} has no pose keypoints{found}, which the ootd preset "
+                    f"needs for {category}; segment the photo with the local engine "
+                    "(clothseg segment --engine local), which saves them, or pass "
+                    "--detect-pose."
+                )
         mask = tryon_mask(
             result_masks(result),
             category,
-            keypoints=result.keypoints,
+            keypoints=keypoints,
             preset=preset,
             model_type=model_type,
         )
         return mask.astype(np.uint8) * np.uint8(255)
 
-    options = {"category": category, "preset": preset}
+    options: dict[str, object] = {"category": category, "preset": preset}
     if preset == "ootd":
         options["model_type"] = model_type
+        options["detect_pose"] = detect_pose
     job = image_job("tryon", produce, out_dir, name=filename, options=options)
     # one manifest per output file: masks of other categories or presets are other files
     return dataclasses.replace(
         job, manifest_name=f"tryon-{Path(filename).stem.removeprefix('tryon_')}"
     )
+
+
+def _photo_keypoints(
+    item: BatchItem, result: SegmentationResult
+) -> dict[str, tuple[float, float]] | None:
+    """The pose keypoints of the result's photo, from the local engine's pose model."""
+    from ..engines import get_engine
+    from .post import load_photo
+
+    get_engine("local")  # the typed error naming the [local] extra when it is missing
+    from ..engines.local.engine import detect_keypoints
+
+    return detect_keypoints(load_photo(result, folder=item.source))

@@ -50,6 +50,12 @@ __all__ = ["tryon_command"]
     help="Output file name inside each item's folder "
     "(default: tryon_<category>.png, or tryon_<category>_ootd_<model type>.png).",
 )
+@click.option(
+    "--detect-pose",
+    is_flag=True,
+    help="With --preset ootd: for results without keypoints (from the service or an ONNX "
+    "parser), find them in the photo with the local engine's pose model.",
+)
 @batch_options
 def tryon_command(
     results: Path,
@@ -58,6 +64,7 @@ def tryon_command(
     model_type: str,
     out_dir: Path | None,
     name: str | None,
+    detect_pose: bool,
     **batch: Any,
 ) -> None:
     """Write a try-on mask (white = where the model paints) for each result folder.
@@ -72,7 +79,12 @@ def tryon_command(
     run_post(
         "tryon",
         lambda out: tryon_job(
-            out, category=category, preset=preset, model_type=model_type, name=name
+            out,
+            category=category,
+            preset=preset,
+            model_type=model_type,
+            name=name,
+            detect_pose=detect_pose,
         ),
         results,
         out_dir,

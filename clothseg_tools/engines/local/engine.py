@@ -34,7 +34,7 @@ from .models import observe, release_thread_models
 from .parsing import LEAVES, Parsing, parse
 from .refine import GuidedUpsampler, to_uint8
 
-__all__ = ["CLASS_LEAVES", "LocalEngine", "pose_keypoints", "render"]
+__all__ = ["CLASS_LEAVES", "LocalEngine", "detect_keypoints", "pose_keypoints", "render"]
 
 logger = logging.getLogger("clothseg_tools")
 
@@ -199,6 +199,32 @@ def pose_keypoints(
         if seen >= _SEEN and 0 <= x < w and 0 <= y < h:
             out[mark.name.lower()] = (round(x, 2), round(y, 2))
     return out
+
+
+def detect_keypoints(
+    image: UInt8Array, *, size: int = 512
+) -> dict[str, tuple[float, float]] | None:
+    """Only the pose: the keypoints :class:`LocalEngine` would return for ``image``.
+
+    For results made without a pose (the service, an ONNX parser) that a try-on rule
+    needs keypoints for. Runs the pose model alone, on a copy whose long side is at
+    most ``size``.
+
+    Returns
+    -------
+    dict or None
+        As ``EngineOutput.keypoints``; ``None`` when no person is found.
+    """
+    from .models import thread_models
+
+    work = _downscale(image, size)
+    out = thread_models().pose.process(work)
+    if out.pose_landmarks is None:
+        return None
+    h, w = work.shape[:2]
+    pose = np.array([(p.x * w, p.y * h, p.visibility) for p in out.pose_landmarks.landmark],
+                    dtype=np.float32)  # fmt: skip
+    return pose_keypoints(pose, work.shape[:2], image.shape[:2])
 
 
 def _downscale(image: UInt8Array, size: int) -> UInt8Array:
