@@ -35,10 +35,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from clothseg_tools import MaskSet, tryon_mask
+from clothseg_tools import MaskSet, Parsing, tryon_mask
 from clothseg_tools.errors import KeypointError
+from clothseg_tools.labelsets import get_labelset
 from clothseg_tools.tryon import _ootd as R
 from clothseg_tools.tryon import _ootd_sources as S
+from clothseg_tools.tryon._ootd_front import _label_map
 
 CATEGORIES = ("upper_body", "lower_body", "dresses")
 MODEL_TYPES = ("hd", "dc")
@@ -344,24 +346,15 @@ def test_masks_agree_with_the_reference_implementation():
         lab, _, kp = figure(outfit, scale)
         h, w = lab.shape
         ref = np.unpackbits(stored[case])[: 512 * 384].reshape(512, 384).astype(bool)
-        got = tryon_mask(_Ootd(lab), category, keypoints=kp, preset="ootd", model_type=model_type)
+        got = tryon_mask(
+            Parsing(lab, "ootd"), category, keypoints=kp, preset="ootd", model_type=model_type
+        )
         assert got.shape == (h, w)
         scores[case] = iou(got, R.resize_nearest(ref, (w, h)))
     values = np.array(list(scores.values()))
     assert len(values) == 96
     assert values.mean() >= 0.99, sorted(scores.items(), key=lambda kv: kv[1])[:5]
     assert values.min() >= 0.97, sorted(scores.items(), key=lambda kv: kv[1])[:5]
-
-
-class _Ootd:
-    """A label map in the ootd set (what ``Parsing(labels, "ootd")`` carries)."""
-
-    def __init__(self, labels):
-        class _Set:
-            name = "ootd"
-            labels = tuple(str(i) for i in range(19))
-
-        self.labels, self.labelset, self.shape = labels, _Set(), labels.shape
 
 
 # ATR labels as the service's twelve classes (what a MaskSet of the same figure holds)
@@ -460,11 +453,95 @@ def test_default_preset_is_unchanged_by_the_new_options():
 @pytest.mark.parametrize("work_size", [(192, 256), (768, 1024)])
 def test_other_working_sizes_scale_the_rules(work_size):
     lab, _, kp = figure(Outfit("none", "skirt"), 2.0)
-    base = tryon_mask(_Ootd(lab), "upper_body", keypoints=kp, preset="ootd")
-    other = tryon_mask(_Ootd(lab), "upper_body", keypoints=kp, preset="ootd", work_size=work_size)
+    base = tryon_mask(Parsing(lab, "ootd"), "upper_body", keypoints=kp, preset="ootd")
+    other = tryon_mask(
+        Parsing(lab, "ootd"), "upper_body", keypoints=kp, preset="ootd", work_size=work_size
+    )
     # the arm width follows the working height, the 5 x 5 kernels stay in pixels (as
     # in the reference): close, not equal
     assert other.shape == base.shape
     assert iou(base, other) > 0.8
     assert other[lab == UPPER].all()
     assert other[np.isin(lab, (FACE, SKIRT))].mean() < 0.02  # edges of coarse pixels only
+
+
+# -- Parsing sources in other label sets ------------------------------------------------------
+
+OOTD_NAMES = get_labelset("ootd").labels
+
+
+def convert(lab, target, fallback):
+    """The ootd map ``lab`` in label set ``target``: each label by its name, or by
+    ``fallback`` (ootd name -> target name) where the set has no such label."""
+    ls = get_labelset(target)
+    table = np.array([ls.index(fallback.get(n, n)) for n in OOTD_NAMES], np.uint8)
+    return Parsing(table[lab], target)
+
+
+def ootd_run(lab, category, kp, *, neck):
+    small = R.resize_nearest(lab, R.WORK_SIZE)
+    return R.agnostic_mask(small, category, R.openpose_points(kp), neck=neck)
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_an_atr_parsing_is_read_as_is_without_the_neck_rule(category):
+    lab, _, kp = figure(Outfit("short", "skirt", hat=True, bag=True))
+    atr = lab.copy()
+    atr[atr == NECK] = FACE  # the ATR parser calls the neck face
+    got = tryon_mask(Parsing(atr, "atr"), category, keypoints=kp, preset="ootd")
+    assert (got == ootd_run(atr, category, kp, neck=False)).all()
+    assert not got[lab == NECK].any()  # face to ATR: fixed, as in the reference
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_lip_and_cihp_parsings_take_the_atr_roles_by_name(category):
+    lab, _, kp = figure(Outfit("long", "pants", hat=True, glasses=True, scarf=True))
+    lip = convert(lab, "lip", {"Neck": "Face", "Belt": "Background", "Bag": "Background"})
+    no_neck = lab.copy()
+    no_neck[no_neck == NECK] = FACE
+    got = tryon_mask(lip, category, keypoints=kp, preset="ootd")
+    assert (got == ootd_run(no_neck, category, kp, neck=False)).all()
+    # CIHP's torso skin is the neck label's role
+    cihp = convert(lab, "cihp", {"Neck": "Torso-skin", "Belt": "Background", "Bag": "Background"})
+    got = tryon_mask(cihp, category, keypoints=kp, preset="ootd")
+    assert (got == ootd_run(lab, category, kp, neck=True)).all()
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_fashn_arms_and_legs_without_a_side_are_split_by_the_skeleton(category):
+    lab, _, kp = figure(Outfit("none", "shorts", bag=True, belt=True))
+    fashn = convert(lab, "fashn", {
+        "Upper-clothes": "top", "Sunglasses": "glasses", "Neck": "torso",
+        "Left-arm": "arms", "Right-arm": "arms", "Left-leg": "legs", "Right-leg": "legs",
+        "Left-shoe": "feet", "Right-shoe": "feet",
+    })  # fmt: skip
+    labels, neck = _label_map(fashn, R.openpose_points(kp), R.WORK_SIZE, 128)
+    small = R.resize_nearest(lab, R.WORK_SIZE)
+    assert neck
+    for side in (LARM, RARM, LLEG, RLEG):
+        assert iou(labels == side, small == side) > 0.97, side
+    got = tryon_mask(fashn, category, keypoints=kp, preset="ootd")
+    assert iou(got, ootd_run(lab, category, kp, neck=True)) > 0.99
+
+
+def test_pascal_person_part_paints_the_torso_and_keeps_the_head():
+    lab, _, kp = figure(Outfit("short", "pants"))
+    pascal = np.zeros_like(lab)
+    pascal[np.isin(lab, (FACE, HAIR, HAT, NECK))] = 1  # Head
+    pascal[np.isin(lab, (UPPER, DRESS))] = 2  # Torso
+    pascal[np.isin(lab, (LARM, RARM))] = 3  # Upper Arms
+    pascal[np.isin(lab, (LLEG, RLEG, PANTS))] = 5  # Upper Legs
+    got = tryon_mask(Parsing(pascal, "pascal_person_part"), "upper_body", keypoints=kp,
+                     preset="ootd")  # fmt: skip
+    assert got[pascal == 2].all() and not got[pascal == 1].any()
+
+
+def test_unknown_labels_are_kept_like_background():
+    roles = S.label_roles("mine", ["background", "jewelry", "Upper_Clothes", "left arm", "wings"])
+    assert roles.tolist() == [0, 0, UPPER, LARM, 0]
+
+
+def test_the_default_preset_reads_a_parsing_through_its_classes():
+    lab, _, _ = figure(Outfit("long", "pants"))
+    p = Parsing(lab, "ootd")
+    assert (tryon_mask(p, "lower_body") == tryon_mask(p.to_maskset(), "lower_body")).all()

@@ -245,8 +245,8 @@ def tryon_mask(
     source
         The person's masks (class type 4 gives the best result: the rules use
         ``body``, ``face``, ``hair``, ``head``, ``shoes``, ``bag`` and ``acc``; missing
-        classes are taken as empty). The ``ootd`` preset also takes a
-        :class:`~clothseg_tools.Parsing`.
+        classes are taken as empty), or a :class:`~clothseg_tools.Parsing` (the
+        default preset reads its twelve classes, the ``ootd`` preset its labels).
     category
         ``"upper_body"``, ``"lower_body"`` or ``"dresses"``.
     keypoints
@@ -335,7 +335,7 @@ def tryon_mask(
         work_size = 512
     if not isinstance(work_size, int):
         raise ValueError(f"work_size must be one number (the longer side), got {work_size!r}.")
-    ms = source if isinstance(source, MaskSet) else MaskSet(source)
+    ms = _as_maskset(source)
     if not 0 <= dilate <= 0.5:
         raise ValueError(f"dilate must be a fraction of the image side in [0, 0.5], got {dilate}.")
     if work_size < 16:
@@ -367,6 +367,17 @@ def tryon_mask(
 
     full = _upsample(region, f, shape)
     return full & ~_protected_full(ms, category, level, fr, f, keep, _upsample(derived, f, shape))
+
+
+def _as_maskset(source: Any) -> MaskSet:
+    """The twelve classes of a MaskSet, a Parsing (through its label set) or a mapping."""
+    from ..parsing import Parsing
+
+    if isinstance(source, MaskSet):
+        return source
+    if isinstance(source, Parsing):
+        return source.to_maskset()
+    return MaskSet(source)
 
 
 def _protected_full(

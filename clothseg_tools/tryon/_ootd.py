@@ -37,6 +37,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from ..labelsets import get_labelset
+
 BoolArray = npt.NDArray[np.bool_]
 
 #: The reference's working size, (width, height).
@@ -45,10 +47,19 @@ WORK_SIZE: tuple[int, int] = (384, 512)
 #: Arm line width in pixels per 512 px of working height, by model type.
 ARM_WIDTH: dict[str, int] = {"hd": 60, "dc": 45}
 
-# Label indices of the ``ootd`` set (ATR order plus Neck), as the rules name them.
-HAT, HAIR, SUNGLASSES, UPPER, SKIRT, PANTS, DRESS, BELT = 1, 2, 3, 4, 5, 6, 7, 8
-LEFT_SHOE, RIGHT_SHOE, FACE, LEFT_LEG, RIGHT_LEG = 9, 10, 11, 12, 13
-LEFT_ARM, RIGHT_ARM, BAG, SCARF, NECK = 14, 15, 16, 17, 18
+# Label indices of the ``ootd`` set (ATR order plus Neck), as the rules name them; the
+# order itself belongs to the label-set registry.
+_OOTD = get_labelset("ootd")
+HAT, HAIR, SUNGLASSES, UPPER, SKIRT, PANTS, DRESS, BELT = (
+    _OOTD.index(n)
+    for n in ("Hat", "Hair", "Sunglasses", "Upper-clothes", "Skirt", "Pants", "Dress", "Belt")
+)
+LEFT_SHOE, RIGHT_SHOE, FACE, LEFT_LEG, RIGHT_LEG = (
+    _OOTD.index(n) for n in ("Left-shoe", "Right-shoe", "Face", "Left-leg", "Right-leg")
+)
+LEFT_ARM, RIGHT_ARM, BAG, SCARF, NECK = (
+    _OOTD.index(n) for n in ("Left-arm", "Right-arm", "Bag", "Scarf", "Neck")
+)
 
 _GARMENT: dict[str, tuple[int, ...]] = {
     "upper_body": (UPPER, DRESS),

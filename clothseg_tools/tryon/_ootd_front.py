@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from ..errors import KeypointError
 from ..masks import MaskSet
+from ..parsing import Parsing
 from . import _ootd as R
 from . import _ootd_sources as S
 
@@ -39,8 +40,8 @@ def _label_map(
     """The ootd label map at the working size, and whether the neck rule applies."""
     if isinstance(source, MaskSet):
         return S.labels_from_masks(source, points, work_size, level), True
-    labelset = getattr(source, "labelset", None)
-    if labelset is not None and hasattr(source, "labels"):
+    if isinstance(source, Parsing):
+        labelset = source.labelset
         return S.labels_from_parsing(
             source.labels, labelset.name, labelset.labels, points, work_size
         )

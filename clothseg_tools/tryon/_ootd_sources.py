@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import KeypointError
+from ..labelsets import normalize_label
 from ..masks import MaskSet
 from . import _ootd as R
 
@@ -128,7 +129,7 @@ def work_points(
 
 # -- label maps ------------------------------------------------------------------------
 
-# Label names (lower case, without spaces, '-' or '_') -> ootd index. "arm" and "leg"
+# Label names (as normalize_label folds them) -> ootd index. "arm" and "leg"
 # stand for labels without a side, split by the keypoints.
 _ARM, _LEG = -1, -2
 _ROLES: dict[str, int] = {
@@ -175,10 +176,6 @@ _ROLES: dict[str, int] = {
 _SET_ROLES: dict[str, dict[str, int]] = {"pascal_person_part": {"torso": R.UPPER}}
 
 
-def _key(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch not in " -_")
-
-
 def label_roles(set_name: str, names: Sequence[str]) -> npt.NDArray[np.int16]:
     """The ootd index of each label of a set (unknown names: 0, kept like background).
 
@@ -188,7 +185,8 @@ def label_roles(set_name: str, names: Sequence[str]) -> npt.NDArray[np.int16]:
     [0, 4, 14, 7]
     """
     extra = _SET_ROLES.get(set_name, {})
-    return np.array([extra.get(_key(n), _ROLES.get(_key(n), 0)) for n in names], np.int16)
+    keys = [normalize_label(n) for n in names]
+    return np.array([extra.get(k, _ROLES.get(k, 0)) for k in keys], np.int16)
 
 
 def _side_split(mask: BoolArray, points: FloatArray | None, segments: Sequence[tuple[int, int]],

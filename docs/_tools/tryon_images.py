@@ -95,23 +95,12 @@ def rules_picture() -> npt.NDArray[np.uint8]:
     labels, keypoints = _figure()
     palette = np.array([_COLOURS[i] for i in range(19)], np.uint8)
     coloured = palette[labels]
-    parsing = _Parsing(labels)
+    parsing = cst.Parsing(labels, "ootd")
     panels = [coloured]
     for category in cst.tryon.CATEGORIES:
         mask = cst.tryon_mask(parsing, category, keypoints=keypoints, preset="ootd")
         panels.append(cst.agnostic_image(coloured, mask))
     return np.hstack([_fit(p) for p in panels])
-
-
-class _Parsing:
-    """A label map in the ``ootd`` set (the attributes ``tryon_mask`` reads)."""
-
-    def __init__(self, labels: npt.NDArray[np.uint8]) -> None:
-        class _Set:
-            name = "ootd"
-            labels = tuple(str(i) for i in range(19))
-
-        self.labels, self.labelset, self.shape = labels, _Set(), labels.shape
 
 
 def _fit(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
