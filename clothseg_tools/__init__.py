@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
@@ -25,8 +25,18 @@ _EXPORTS: dict[str, str] = {
     "CLASSES": "classes",
     "CLASS_TYPES": "classes",
     "PALETTE": "classes",
-    # central type
+    # the service contract
+    "Options": "contract",
+    # label sets
+    "LabelSet": "labelsets",
+    "LABELSETS": "labelsets",
+    "get_labelset": "labelsets",
+    "register_labelset": "labelsets",
+    "match_labelset": "labelsets",
+    "load_labelset": "labelsets",
+    # central types
     "MaskSet": "masks",
+    "Parsing": "parsing",
     # decoding
     "decode_mask": "decode",
     "decode_masks": "decode",
@@ -72,6 +82,8 @@ _EXPORTS: dict[str, str] = {
     "ClothsegError": "errors",
     "ConfigurationError": "errors",
     "InputError": "errors",
+    "LabelSetError": "errors",
+    "LabelSetMatchError": "errors",
     "MaskDecodeError": "errors",
     "MaskZipError": "errors",
     "UnsafeZipError": "errors",
@@ -87,7 +99,15 @@ __all__ = [
     "CLASSES",
     "CLASS_TYPES",
     "PALETTE",
+    "Options",
+    "LabelSet",
+    "LABELSETS",
+    "get_labelset",
+    "register_labelset",
+    "match_labelset",
+    "load_labelset",
     "MaskSet",
+    "Parsing",
     "decode_mask",
     "decode_masks",
     "read_mask_zip",
@@ -127,6 +147,8 @@ __all__ = [
     "ClothsegError",
     "ConfigurationError",
     "InputError",
+    "LabelSetError",
+    "LabelSetMatchError",
     "MaskDecodeError",
     "MaskZipError",
     "UnsafeZipError",
@@ -155,6 +177,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see plain imports
     from .api import Client, SegmentationResult, Task
     from .classes import CLASS_TYPES, CLASSES, PALETTE
     from .composite import cutout, estimate_foreground, overlay, replace_background
+    from .contract import Options
     from .decode import decode_mask, decode_masks
     from .engines import get_engine
     from .errors import (
@@ -163,6 +186,8 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see plain imports
         ClothsegError,
         ConfigurationError,
         InputError,
+        LabelSetError,
+        LabelSetMatchError,
         MaskDecodeError,
         MaskZipError,
         ResultExpiredError,
@@ -180,8 +205,17 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see plain imports
         rle_bbox,
         save_label_png,
     )
+    from .labelsets import (
+        LABELSETS,
+        LabelSet,
+        get_labelset,
+        load_labelset,
+        match_labelset,
+        register_labelset,
+    )
     from .masks import MaskSet
     from .ops import clean, feather, label_map, masks_from_labels, merge, resize_mask, threshold
+    from .parsing import Parsing
     from .stats import Coverage, coverage, coverage_table, dice, iou, summarize
     from .tryon import agnostic_image, garment_mask, tryon_mask
     from .zipmasks import group_parts, read_mask_zip
