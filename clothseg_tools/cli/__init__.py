@@ -29,6 +29,7 @@ from .post import (
 from .report import demo_command, report_command
 from .segment import segment_command
 from .shards import shards_command
+from .tryon import tryon_command
 
 __all__ = ["main"]
 
@@ -80,6 +81,7 @@ for _command in (
     background_command,
     overlay_command,
     stats_command,
+    tryon_command,
     coco_command,
     shards_command,
     report_command,
