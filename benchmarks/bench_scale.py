@@ -6,10 +6,11 @@
 
 For each: items/s of the local executor and of the Ray executor with 1 and 2 workers,
 Ray's overhead per item in milliseconds (Ray with 1 worker against local with 1 worker,
-same data), and the scaling from 1 to 2 workers of each executor. Ray is started once,
-before the timings (its start is printed apart): a run of ``--executor ray`` without an
-address pays it once more. All runs are in this process, one after another, on the same
-inputs, each redoing every item (``overwrite``).
+same data, without the workers' start), and the scaling from 1 to 2 workers of each
+executor. Ray itself is started once, before the timings, and the start of each run's
+workers (building the job, loading the engine) is printed apart: a run pays both once.
+All runs are in this process, one after another, on the same inputs, each redoing every
+item (``overwrite``).
 
 Run: ``python benchmarks/bench_scale.py`` (``--quick`` for 200 folders and 20 photos;
 ``--folders`` and ``--photos`` set the counts).
@@ -74,18 +75,23 @@ def make_photos(root: Path, n: int, shape: tuple[int, int]) -> None:
 
 def timed(run: Callable[[BatchOptions], BatchSummary], n: int, label: str) -> dict[str, float]:
     """items/s of ``run`` for local and Ray executors, 1 and 2 workers."""
+    from clothseg_tools.batch.ray_executor import RayExecutor
+
     rates: dict[str, float] = {}
     for executor in ("local", "ray"):
         for workers in (1, 2):
+            runner = RayExecutor(workers) if executor == "ray" else executor
             t0 = time.perf_counter()
-            summary = run(BatchOptions(workers=workers, executor=executor, overwrite=True))
+            summary = run(BatchOptions(workers=workers, executor=runner, overwrite=True))
             seconds = time.perf_counter() - t0
+            start = runner.start_seconds if isinstance(runner, RayExecutor) else 0.0
             assert summary.done + summary.failed == n, summary.table()
-            rates[f"{executor}{workers}"] = n / seconds
-            print(f"  {label} {executor:<5} workers {workers}: {n} in {seconds:7.2f} s = "
-                  f"{n / seconds:7.1f} items/s")  # fmt: skip
+            rates[f"{executor}{workers}"] = n / (seconds - start)
+            print(f"  {label} {executor:<5} workers {workers}: {n} in {seconds - start:7.2f} s"
+                  f" = {n / (seconds - start):7.1f} items/s"
+                  + (f" (+{start:.1f} s starting the workers)" if start else ""))  # fmt: skip
     overhead = (1 / rates["ray1"] - 1 / rates["local1"]) * 1000
-    print(f"  Ray overhead per item (1 worker): {overhead:+.1f} ms")
+    print(f"  Ray overhead per item (1 worker, workers' start not counted): {overhead:+.1f} ms")
     for executor in ("local", "ray"):
         print(f"  scaling 1 -> 2 workers, {executor}: "
               f"{rates[executor + '2'] / rates[executor + '1']:.2f}x")  # fmt: skip
@@ -120,8 +126,8 @@ def main() -> None:
 
             timed(lambda b: run_job(job, folders, b), len(folders), "overlay")
             if not args.skip_segment:
-                make_photos(tmp / "photos", args.photos, (384, 288))
-                items = discover_inputs([tmp / "photos"])
+                make_photos(tmp / "to-segment", args.photos, (384, 288))
+                items = discover_inputs([tmp / "to-segment"])
                 print("segment with the local engine:")
                 timed(
                     lambda b: segment_batch(items, tmp / "seg", batch=b, engine="local"),

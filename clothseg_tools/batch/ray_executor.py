@@ -156,6 +156,9 @@ class RayExecutor(Executor):
         self.cpus_per_worker = float(cpus_per_worker)
         #: Workers started to replace ones that died, in the last run.
         self.replaced = 0
+        #: Seconds the last run spent starting its workers (building the job, loading
+        #: the engine), before the first item.
+        self.start_seconds = 0.0
 
     # -- Ray's lifetime -----------------------------------------------------------------
 
@@ -212,7 +215,9 @@ class RayExecutor(Executor):
         bucket = (
             ray.remote(num_cpus=0)(_Bucket).remote(float(rate_limit)) if rate_limit else None
         )
+        began = time.perf_counter()
         pool = _Pool(self, ray, worker_cls, job, options, bucket, self._actors(ray))
+        self.start_seconds = time.perf_counter() - began
         try:
             yield from pool.drive(items, manifest, stop)
         finally:
