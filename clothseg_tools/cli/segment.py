@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..batch import BatchOptions, discover_inputs, read_manifests
+from ..batch import BatchOptions, discover_inputs
+from ..batch.manifest import manifest_keys
 from ..batch.segment import BACKENDS, segment_batch
 from ..batch.shards import Shard
 from ..contract import KEY_ENV, URL_ENV, Options
@@ -90,12 +91,7 @@ def segment_command(
     listing paths or URLs, or URLs. Each input's masks go to OUT/<relative path
     without extension>/; rerunning the same command resumes where it stopped.
     """
-    known = {
-        src: rec["key"]
-        for src, rec in read_manifests(out_dir).items()
-        if isinstance(rec.get("key"), str)
-    }
-    items = discover_inputs(inputs, exclude=[out_dir], known_keys=known)
+    items = discover_inputs(inputs, exclude=[out_dir], known_keys=manifest_keys(out_dir))
     if not items:
         raise click.UsageError("The inputs hold no image files.")
     summary = segment_batch(
