@@ -30,6 +30,7 @@ from ._io import atomic_write_bytes, encode_png
 from .batch import BatchSummary, Progress, discover_inputs, discover_results, run_job
 from .batch.coverage import stats_job, write_dataset_stats
 from .batch.post import cutout_job, labelmap_job, overlay_job
+from .batch.runner import available_cpus
 from .batch.segment import segment_batch
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ def run_demo(
     out: str | os.PathLike[str] = "clothseg-demo",
     *,
     engine: str | Engine = "local",
-    workers: int = 2,
+    workers: int | None = None,
     progress: Callable[[str], Progress] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> DemoResult:
@@ -163,7 +164,8 @@ def run_demo(
         The in-process engine: ``"local"``, or any engine name or instance that
         :func:`~clothseg_tools.batch.segment.segment_batch` accepts.
     workers
-        Items processed at once.
+        Items processed at once (default: the CPU cores available; the engine is
+        CPU-bound).
     progress
         ``progress(step) -> Progress`` for each step's bar.
     log
@@ -180,6 +182,7 @@ def run_demo(
     """
     from .report import build_report
 
+    workers = workers or available_cpus()
     base = Path(out)
     photos_dir, results = base / "photos", base / "results"
     say = log or (lambda _message: None)

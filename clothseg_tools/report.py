@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._io import atomic_write_bytes
-from .batch.discover import BatchItem, discover_results
+from .batch.discover import BatchItem, require_results
 from .batch.manifest import read_manifest
 from .classes import CLASSES, class_color
 
@@ -294,7 +294,7 @@ def _failures(root: Path) -> list[dict[str, str]]:
     for path in manifests:
         command = "segment" if path.name == "manifest.jsonl" else path.stem.split("-", 1)[1]
         for source, rec in read_manifest(path).items():
-            if rec.get("status") == "done":
+            if rec.get("status") != "failed":  # done, or a file passed over (not an image)
                 continue
             err = rec.get("error") or {}
             rows.append({
@@ -456,7 +456,8 @@ def build_report(
     Raises
     ------
     InputNotFoundError
-        ``results`` is not a folder.
+        ``results`` is not a folder, or holds no saved result (an empty page helps
+        nobody; the message says where the failures are when there are some).
 
     Examples
     --------
@@ -472,7 +473,7 @@ def build_report(
     ('report.html', True)
     """
     root = Path(results)
-    items = discover_results(root)
+    items = require_results(root)
     page = Path(out) if out is not None else root / REPORT_NAME
     page_dir = page.parent.resolve()
     files_dir = page_dir / REPORT_FILES

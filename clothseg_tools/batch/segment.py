@@ -29,11 +29,14 @@ from .. import limits
 from ..engines.replay import REPLAY_DIR_ENV
 from ..errors import ConfigurationError, EngineUnavailableError, FileTooLargeError
 from ..result import RESULT_NAME, SegmentationResult, check_options, segment_with_engine
-from .discover import BatchItem
+from .discover import BatchItem, InputNotFoundError, SkippedInput
+from .manifest import Manifest, read_manifest
 from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
 
 __all__ = [
     "BACKENDS",
+    "REMOTE_WORKERS",
+    "default_workers",
     "Segmenter",
     "choose_backend",
     "make_segmenter",
@@ -45,6 +48,10 @@ logger = logging.getLogger("clothseg_tools")
 
 #: Backend names ``--engine`` accepts (``auto`` picks one, see :func:`choose_backend`).
 BACKENDS = ("auto", "remote", "local", "replay")
+
+#: Default workers for the remote service: each one mostly waits on the network, so
+#: more of them than cores keep the service busy (the client's pool keeps 64 connections).
+REMOTE_WORKERS = 8
 
 if TYPE_CHECKING:
     from ..engines.base import Engine
@@ -91,12 +98,37 @@ def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -
     return name
 
 
+def default_workers(backend: str) -> int:
+    """Workers that suit ``backend``: :data:`REMOTE_WORKERS` for the I/O-bound service,
+    else the cores available (an in-process engine is CPU-bound: more threads than
+    cores only make every image slower).
+
+    Examples
+    --------
+    >>> default_workers("remote")
+    8
+    >>> from clothseg_tools.batch.runner import available_cpus
+    >>> default_workers("local") == available_cpus()
+    True
+    """
+    from .runner import available_cpus
+
+    return REMOTE_WORKERS if backend == "remote" else available_cpus()
+
+
 def _read_source(item: BatchItem) -> bytes | str:
     """The input as the engine path wants it: a path, or downloaded bytes for a URL."""
     if not item.is_url:
         path = Path(item.source)
         # refuse before reading: a huge file must not be loaded just to be refused
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            if item.origin is None:
+                raise
+            raise InputNotFoundError(
+                f"{path} does not exist (listed in {item.origin}); correct or remove that line."
+            ) from None
         if size > limits.MAX_FILE_BYTES:
             raise FileTooLargeError(
                 f"{path.name} is {size / 2**20:.1f} MB; the service accepts files up to "
@@ -311,12 +343,13 @@ def segment_batch(
     timeout: float | None = None,
     max_retries: int | None = None,
     engine_options: Mapping[str, Any] | None = None,
-    workers: int = 4,
+    workers: int | None = None,
     rate_limit: float | None = None,
     overwrite: bool = False,
     retry_failed: bool = False,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    passed_over: Sequence[SkippedInput] = (),
 ) -> BatchSummary:
     """Segment ``items`` into ``out_dir``, resuming an earlier run of the same batch.
 
@@ -335,8 +368,15 @@ def segment_batch(
         Remote backend settings.
     replay_dir, engine_options
         In-process engine settings.
-    workers, rate_limit, overwrite, retry_failed, progress, stop
+    workers
+        Images segmented at once (default: :func:`default_workers` of the backend).
+    rate_limit, overwrite, retry_failed, progress, stop
         See :func:`~clothseg_tools.batch.runner.run_job`.
+    passed_over
+        Files discovery passed over (:attr:`Discovery.skipped
+        <clothseg_tools.batch.discover.Discovery.skipped>`): each gets a manifest line
+        with ``status`` ``"skipped"`` and its reason, and is listed in
+        :attr:`BatchSummary.passed_over <clothseg_tools.batch.runner.BatchSummary.passed_over>`.
 
     Returns
     -------
@@ -393,15 +433,46 @@ def segment_batch(
     )
     try:
         job = segment_job(segmenter, out_dir, backend=segmenter.name, api_options=api_options)
-        return run_job(
+        skip_records = record_passed_over(job, passed_over)
+        summary = run_job(
             job,
             items,
-            workers=workers,
+            workers=workers if workers is not None else default_workers(segmenter.name),
             overwrite=overwrite,
             retry_failed=retry_failed,
             rate_limit=rate_limit,
             progress=progress,
             stop=stop,
         )
+        summary.passed_over = skip_records
+        return summary
     finally:
         segmenter.close()
+
+
+def record_passed_over(job: Job, passed_over: Sequence[SkippedInput]) -> list[dict[str, Any]]:
+    """Write a ``"skipped"`` manifest line per file passed over; return the lines.
+
+    A file whose latest line already says skipped for the same reason is not written
+    again, so reruns do not grow the manifest.
+    """
+    if not passed_over:
+        return []
+    from .runner import now_iso
+
+    latest = read_manifest(job.manifest_path)
+    records = []
+    with Manifest(job.manifest_path) as manifest:
+        for entry in passed_over:
+            record = {
+                "source": entry.source,
+                "key": None,
+                "command": job.command,
+                "status": "skipped",
+                "reason": entry.reason,
+            }
+            old = latest.get(entry.source) or {}
+            if old.get("status") != "skipped" or old.get("reason") != entry.reason:
+                manifest.append({**record, "finished_at": now_iso()})
+            records.append(record)
+    return records
