@@ -455,6 +455,9 @@ def test_coco_export_of_a_results_folder_loads_in_pycocotools(results, tmp_path)
     assert "5 images" in res.output
     coco, tops = _coco_masks(out, "c.", "tops")
     assert len(coco.dataset["images"]) == 5  # nested results (a/shirt, e/f/g) included
+    names = sorted(i["file_name"] for i in coco.dataset["images"])
+    # the two shirt.png from folders a and b stay apart: paths relative to the results
+    assert names == ["a/shirt.png", "b/shirt.png", "c.png", "d.jpg", "e/f/g.png"]
     assert len(tops) == 1
     np.testing.assert_array_equal(tops[0], masks_for(photo(2))["tops"] >= 128)
     # by default each saved garment part is its own annotation

@@ -328,3 +328,31 @@ def test_roles_resolve_in_the_docstring_scope(griffe_rst: ModuleType) -> None:
     assert 'identifier="clothseg_tools.stats" optional><code>stats</code>' in text
     assert "`requests.Session`" in text and "`no_such_function`" in text
     assert ":func:" not in text and ":class:" not in text
+
+
+# -- the API contract page -----------------------------------------------------------------
+
+
+def test_api_contract_page_states_what_the_code_speaks() -> None:
+    from clothseg_tools.api._client import ENDPOINT
+    from clothseg_tools.api._http import KEY_HEADER
+
+    page = (DOCS / "api-contract.md").read_text()
+    assert f"`{KEY_HEADER}`" in page
+    assert f"`POST {ENDPOINT}`" in page and f"`GET {ENDPOINT}/{{task_id}}`" in page
+    forms = pytest.importorskip("clothseg_tools.server.forms")
+    rows = dict(re.findall(r"^\| `(\w+)` \| [^|]+ \| (.+) \|$", page, re.M))
+    for name, (values, default) in forms.OPTIONS.items():
+        assert name in rows, f"the contract page lost the option {name}"
+        assert re.search(rf"`{default}`[^.;]*\(default\)|`{default}` \(default\)", rows[name])
+        for value in values:
+            assert f"`{value}`" in rows[name], (name, value)
+
+
+def test_serve_help_points_at_a_docs_page_that_exists() -> None:
+    pytest.importorskip("clothseg_tools.server.cli")
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    pages = re.findall(r"docs/[\w/-]+\.md", result.output)
+    assert pages and all((ROOT / p).is_file() for p in pages), result.output
+    assert "API.md" not in result.output
