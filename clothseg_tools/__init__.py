@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     # vocabulary
     "CLASSES": "classes",
     "CLASS_TYPES": "classes",
+    "LABEL_PRIORITY": "classes",
     "PALETTE": "classes",
     # central type
     "MaskSet": "masks",
@@ -62,6 +63,8 @@ _EXPORTS: dict[str, str] = {
     "export_coco": "export",
     "save_label_png": "export",
     "load_label_png": "export",
+    # one photo, from the service or an engine
+    "segment": "segmentation",
     # fetch layer
     "Client": "api",
     "Task": "api",
@@ -86,6 +89,7 @@ __all__ = [
     "__version__",
     "CLASSES",
     "CLASS_TYPES",
+    "LABEL_PRIORITY",
     "PALETTE",
     "MaskSet",
     "decode_mask",
@@ -120,6 +124,7 @@ __all__ = [
     "export_coco",
     "save_label_png",
     "load_label_png",
+    "segment",
     "Client",
     "Task",
     "SegmentationResult",

@@ -123,9 +123,14 @@ def test_readme_library_example_runs(offline: Path, capsys: pytest.CaptureFixtur
     exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
     printed = capsys.readouterr().out
     assert "'tops'" in printed and "%" in printed
-    assert (offline / "labels.png").is_file()
-    saved = clothseg_tools.SegmentationResult.load(offline / "results" / "astronaut")
+    # it writes only into the folder it names, never the working folder itself
+    example = offline / "clothseg-demo" / "example"
+    assert sorted(p.name for p in offline.iterdir()) == ["clothseg-demo"]
+    assert (example / "labels.png").is_file()
+    saved = clothseg_tools.SegmentationResult.load(example / "astronaut")
     assert saved.masks.classes == clothseg_tools.CLASSES
+    assert saved.engine == "local"  # no key configured: the offline engine answered
+    assert "import" not in code.replace("import clothseg_tools as cst", "")
 
 
 @pytest.mark.slow

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import limits
 from ..engines.replay import REPLAY_DIR_ENV
-from ..errors import ConfigurationError, EngineUnavailableError, FileTooLargeError
+from ..errors import ConfigurationError, FileTooLargeError
 from ..result import RESULT_NAME, SegmentationResult, check_options, segment_with_engine
+from ..segmentation import choose_engine
 from .discover import BatchItem, InputNotFoundError, SkippedInput
 from .manifest import Manifest, read_manifest
 from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
@@ -60,10 +61,8 @@ Segmenter = Callable[[BatchItem], SegmentationResult]
 
 
 def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -> str:
-    """The backend a batch uses: ``engine`` when forced, else ``remote`` with a key.
-
-    Without a key the local engine is used; when it is not installed, the replay
-    engine only if ``CLOTHSEG_REPLAY_DIR`` names its records.
+    """The backend a batch uses: :func:`~clothseg_tools.segmentation.choose_engine`,
+    limited to :data:`BACKENDS`.
 
     Raises
     ------
@@ -77,25 +76,9 @@ def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -
     >>> choose_backend("auto", api_key="k"), choose_backend("replay", api_key="k")
     ('remote', 'replay')
     """
-    if engine not in (None, "auto"):
-        if engine not in BACKENDS:
-            raise ConfigurationError(
-                f"Unknown engine {engine!r}; choose one of {', '.join(BACKENDS)}."
-            )
-        return engine
-    if api_key:
-        return "remote"
-    from ..engines import default_engine_name
-
-    name = default_engine_name()
-    if name != "local" and not os.environ.get(REPLAY_DIR_ENV):
-        # without a key the local engine is the only one that needs nothing more
-        raise EngineUnavailableError(
-            "No API key is configured and the local engine is not installed. Set "
-            "CLOTHSEG_API_KEY (and CLOTHSEG_BASE_URL) to use the service, or install the "
-            "offline engine with: pip install 'clothseg_tools[local]'"
-        )
-    return name
+    if engine not in (None, "auto") and engine not in BACKENDS:
+        raise ConfigurationError(f"Unknown engine {engine!r}; choose one of {', '.join(BACKENDS)}.")
+    return choose_engine(engine, api_key=api_key)
 
 
 def default_workers(backend: str) -> int:
