@@ -105,6 +105,16 @@ def test_readme_picture_is_committed_and_small() -> None:
         assert im.format == "JPEG" and im.width == 3 * im.height  # photo, overlay, cutout
 
 
+def test_report_screenshots_are_committed_and_small() -> None:
+    shots = load_tool("report_screenshot")
+    for name, width in shots.SHOTS.items():
+        path = shots.IMAGES / name
+        assert path.stat().st_size < 300 * 1024, name
+        with Image.open(path) as im:
+            assert im.format == "JPEG" and im.width == width  # the window it was taken in
+        assert f"images/{name}" in (DOCS / "cli.md").read_text()
+
+
 def test_readme_links_point_at_files() -> None:
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README.read_text())
     local = [link for link in links if not re.match(r"[a-z]+://", link)]
