@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
@@ -26,6 +26,8 @@ _EXPORTS: dict[str, str] = {
     "CLASS_TYPES": "classes",
     "LABEL_PRIORITY": "classes",
     "PALETTE": "classes",
+    # the service contract
+    "Options": "contract",
     # central type
     "MaskSet": "masks",
     # decoding
@@ -91,6 +93,7 @@ __all__ = [
     "CLASS_TYPES",
     "LABEL_PRIORITY",
     "PALETTE",
+    "Options",
     "MaskSet",
     "decode_mask",
     "decode_masks",
@@ -160,6 +163,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see plain imports
     from .api import Client, SegmentationResult, Task
     from .classes import CLASS_TYPES, CLASSES, PALETTE
     from .composite import cutout, estimate_foreground, overlay, replace_background
+    from .contract import Options
     from .decode import decode_mask, decode_masks
     from .engines import get_engine
     from .errors import (

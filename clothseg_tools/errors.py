@@ -91,6 +91,20 @@ class EngineUnavailableError(ConfigurationError):
     """An engine was asked for whose optional dependencies are not installed."""
 
 
+def install_hint(extra: str) -> str:
+    """The commands that install the optional extra ``extra``, from PyPI and from a checkout.
+
+    Messages that ask for an extra use it, so a user who installed from a checkout is
+    not sent to a package index for code they already have.
+
+    Examples
+    --------
+    >>> print(install_hint("server"))
+    pip install 'clothseg_tools[server]' (from a checkout: pip install -e ".[server]")
+    """
+    return f"pip install 'clothseg_tools[{extra}]' (from a checkout: pip install -e \".[{extra}]\")"
+
+
 class ShapeMismatchError(ClothsegError, ValueError):
     """Two arrays that must share a (H, W) shape do not."""
 

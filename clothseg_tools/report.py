@@ -395,6 +395,7 @@ padding:20px 24px;max-width:1400px;color:#222}
 @media (max-width:600px){body{padding:12px 10px}}
 h1{font-size:22px;margin:0 0 4px;overflow-wrap:anywhere}h2{font-size:18px;margin:28px 0 8px}
 .meta{color:#666;margin:0 0 16px}
+.notice{background:#fff4d6;border:1px solid #e0b84c;border-radius:4px;padding:8px 12px}
 .charts{display:flex;flex-wrap:wrap;gap:24px}
 .charts>figure{flex:0 1 520px;min-width:0}
 .charts svg{display:block;width:100%;height:auto}
@@ -563,6 +564,7 @@ def build_report(
     thumb_size: int = 320,
     max_images: int | None = None,
     workers: int = 4,
+    notice: str | None = None,
 ) -> Path:
     """Write the review page of a results folder.
 
@@ -582,6 +584,9 @@ def build_report(
         still lists every failure.
     workers
         Threads making pictures.
+    notice
+        A sentence shown in a box under the title, for what a reader must know first
+        (the demo says there when its masks are replayed recordings).
 
     Returns
     -------
@@ -632,13 +637,14 @@ def build_report(
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
     esc = html.escape
     more = f" (showing {len(shown)})" if len(shown) < len(items) else ""
+    notice_html = f'<p class="notice" role="note">{esc(notice)}</p>' if notice else ""
     doc = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{esc(name)} · clothseg report</title><style>{_CSS}</style></head><body>"
         f"<h1>{esc(name)}</h1>"
         f'<p class="meta">{len(items)} results{more} · {len(failures)} failures · '
-        f"made {esc(stamp)}</p>"
+        f"made {esc(stamp)}</p>{notice_html}"
         f"<h2>Dataset coverage</h2>{_charts(entries, columns)}"
         f"<h2>Failures</h2>{_failures_html(failures)}"
         f"<h2>Images</h2>{''.join(_entry_html(e) for e in entries)}"

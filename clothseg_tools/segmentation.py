@@ -16,16 +16,15 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError, EngineUnavailableError
+from .contract import KEY_ENV, REPLAY_DIR_ENV, URL_ENV
+from .errors import ConfigurationError, EngineUnavailableError, install_hint
 
 if TYPE_CHECKING:
     from .engines.base import Engine
     from .result import SegmentationResult
 
-__all__ = ["API_KEY_ENV", "REMOTE", "choose_engine", "segment"]
+__all__ = ["REMOTE", "choose_engine", "segment"]
 
-#: Environment variable holding the service's API key (read by the client too).
-API_KEY_ENV = "CLOTHSEG_API_KEY"
 #: The name ``engine=`` and ``--engine`` give the service.
 REMOTE = "remote"
 
@@ -56,18 +55,17 @@ def choose_engine(engine: str | None = "auto", *, api_key: str | None = None) ->
     """
     if engine not in (None, "auto"):
         return str(engine)
-    if api_key or os.environ.get(API_KEY_ENV):
+    if api_key or os.environ.get(KEY_ENV):
         return REMOTE
     from .engines import default_engine_name
-    from .engines.replay import REPLAY_DIR_ENV
 
     name = default_engine_name()
     if name != "local" and not os.environ.get(REPLAY_DIR_ENV):
         # without a key the local engine is the only one that needs nothing more
         raise EngineUnavailableError(
             "No API key is configured and the local engine is not installed. Set "
-            "CLOTHSEG_API_KEY (and CLOTHSEG_BASE_URL) to use the service, or install the "
-            "offline engine with: pip install 'clothseg_tools[local]'"
+            f"{KEY_ENV} (and {URL_ENV}) to use the service, or install the "
+            f"offline engine with: {install_hint('local')}"
         )
     return name
 
@@ -143,8 +141,9 @@ def segment(
     >>> result.engine, result.masks.classes
     ('top-half', ('hair', 'face', 'head', 'body'))
     """
+    from .contract import check_options
     from .engines import Engine, get_engine
-    from .result import check_options, segment_with_engine
+    from .result import segment_with_engine
 
     options: dict[str, Any] = check_options(
         class_type=class_type, output_type=output_type, detail_mode=detail_mode, quality=quality

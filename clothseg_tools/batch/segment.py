@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
-from ..engines.replay import REPLAY_DIR_ENV
+from ..contract import KEY_ENV, REPLAY_DIR_ENV, URL_ENV, check_options
 from ..errors import ConfigurationError, FileTooLargeError
-from ..result import RESULT_NAME, SegmentationResult, check_options, segment_with_engine
+from ..result import RESULT_NAME, SegmentationResult, segment_with_engine
 from ..segmentation import choose_engine
 from .discover import BatchItem, InputNotFoundError, SkippedInput
 from .manifest import Manifest, read_manifest
@@ -228,15 +228,15 @@ def make_segmenter(
         if max_retries is not None:
             kwargs["max_retries"] = max_retries
         # a missing key or address stops the batch before it starts, not item by item
-        if not (api_key or os.environ.get("CLOTHSEG_API_KEY")):
+        if not (api_key or os.environ.get(KEY_ENV)):
             raise ConfigurationError(
-                "The remote backend needs an API key: pass --api-key or set CLOTHSEG_API_KEY "
+                f"The remote backend needs an API key: pass --api-key or set {KEY_ENV} "
                 "(or choose --engine local)."
             )
-        if not (base_url or os.environ.get("CLOTHSEG_BASE_URL")):
+        if not (base_url or os.environ.get(URL_ENV)):
             raise ConfigurationError(
                 "The remote backend needs the service's address: pass --base-url or set "
-                "CLOTHSEG_BASE_URL (for the local server: clothseg serve)."
+                f"{URL_ENV} (for the local server: clothseg serve)."
             )
         return _RemoteSegmenter(Client(**kwargs), api_options, timeout=timeout)
     if backend == "replay":
@@ -400,7 +400,7 @@ def segment_batch(
     )
     if isinstance(engine, str) or engine is None:
         backend: str | Engine = choose_backend(
-            engine, api_key=api_key or os.environ.get("CLOTHSEG_API_KEY")
+            engine, api_key=api_key or os.environ.get(KEY_ENV)
         )
     else:
         backend = engine

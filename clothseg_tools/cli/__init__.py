@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
+from .._version import __version__
+from ..errors import install_hint
 from ._common import ClothsegGroup, configure_logging
 from .export import coco_command
 from .post import (
@@ -66,7 +67,7 @@ def _serve_command() -> click.Command:
             """Run the local API-compatible server (needs the [server] extra)."""
             raise click.ClickException(
                 f"EngineUnavailableError: clothseg serve needs packages that are not "
-                f"installed ({reason}). Install them with: pip install 'clothseg_tools[server]'"
+                f"installed ({reason}). Install them with: {install_hint('server')}"
             )
 
         return serve_missing

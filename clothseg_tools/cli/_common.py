@@ -17,12 +17,14 @@ from typing import Any, TypeVar
 import click
 
 from ..batch.runner import BatchSummary
+from ..contract import OPTION_NAMES, OPTIONS
 from ..errors import ClothsegError, ConfigurationError
 
 __all__ = [
     "CliError",
     "ClothsegGroup",
     "TqdmProgress",
+    "api_option_flags",
     "batch_options",
     "configure_logging",
     "finish_batch",
@@ -115,6 +117,33 @@ def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
 def quiet_option(help_text: str) -> Callable[[F], F]:
     """``-q/--quiet``: the command's own ``help_text``, and only errors from the log."""
     return click.option("-q", "--quiet", is_flag=True, callback=_set_quiet, help=help_text)
+
+
+def _option_type(name: str) -> click.ParamType:
+    allowed = OPTIONS[name].allowed
+    if allowed == tuple(range(allowed[0], allowed[-1] + 1)):
+        return click.IntRange(allowed[0], allowed[-1])
+    return click.Choice([str(v) for v in allowed])
+
+
+def api_option_flags(func: F) -> F:
+    """``--class-type``, ``--output-type`` ...: one flag per option of the contract's table.
+
+    Each flag's values, default and help come from :data:`clothseg_tools.contract.OPTIONS`,
+    and the command receives the value as an int.
+    """
+    for name in reversed(OPTION_NAMES):
+        spec = OPTIONS[name]
+        func = click.option(
+            f"--{name.replace('_', '-')}",
+            name,
+            type=_option_type(name),
+            default=spec.default,
+            show_default=True,
+            callback=lambda _ctx, _param, value: None if value is None else int(value),
+            help=f"{spec.describe()}.",
+        )(func)
+    return func
 
 
 class CliError(click.ClickException):

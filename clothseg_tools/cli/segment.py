@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from ..batch import InputNotFoundError, read_manifest, scan_inputs
-from ..batch.discover import safe_source
 from ..batch.manifest import manifest_path
 from ..batch.segment import BACKENDS, choose_backend, default_workers, segment_batch
 from ..classes import CLASSES, classes_for_type
-from ._common import TqdmProgress, batch_options, finish_batch
+from ..contract import KEY_ENV, URL_ENV, safe_source
+from ._common import TqdmProgress, api_option_flags, batch_options, finish_batch
 
 __all__ = ["segment_command"]
 
@@ -40,45 +40,17 @@ __all__ = ["segment_command"]
 )
 @click.option(
     "--api-key",
-    envvar="CLOTHSEG_API_KEY",
+    envvar=KEY_ENV,
     show_envvar=True,
     help="API key of the service (selects the remote backend).",
 )
 @click.option(
     "--base-url",
-    envvar="CLOTHSEG_BASE_URL",
+    envvar=URL_ENV,
     show_envvar=True,
     help="Base URL of the service.",
 )
-@click.option(
-    "--class-type",
-    type=click.IntRange(1, 4),
-    default=1,
-    show_default=True,
-    help="1 clothing, 2 fashion, 3 portrait, 4 all twelve classes (the service's default "
-    "is 1, whatever the engine; the local engine finds all twelve with 4).",
-)
-@click.option(
-    "--output-type",
-    type=click.IntRange(1, 3),
-    default=1,
-    show_default=True,
-    help="1 class masks, 2 per-garment parts, 3 both.",
-)
-@click.option(
-    "--detail-mode",
-    type=click.IntRange(1, 2),
-    default=1,
-    show_default=True,
-    help="1 regular, 2 ultra-high detail.",
-)
-@click.option(
-    "--quality",
-    type=click.IntRange(1, 2),
-    default=1,
-    show_default=True,
-    help="1 regular, 2 high precision.",
-)
+@api_option_flags
 @click.option(
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
@@ -165,7 +137,7 @@ def describe_request(backend: str, class_type: int, *, base_url: str | None = No
     import os
 
     if backend == "remote":
-        where = base_url or os.environ.get("CLOTHSEG_BASE_URL")
+        where = base_url or os.environ.get(URL_ENV)
         engine = f"with the remote service{f' at {safe_source(where)}' if where else ''}"
     else:
         engine = f"with the {backend} engine"

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from ..contract import SERVER_KEYS_ENV
+
 __all__ = ["serve_command"]
 
 _TOKEN = re.compile(r"([?&]sig=)[^&\s\"]+")
@@ -103,7 +105,7 @@ def _scalar(text: str) -> Any:
     "api_keys",
     multiple=True,
     metavar="KEY",
-    help="Accepted API key (repeatable); also CLOTHSEG_SERVER_KEYS=key1,key2.",
+    help=f"Accepted API key (repeatable); also {SERVER_KEYS_ENV}=key1,key2.",
 )
 @click.option(
     "--workers", default=2, show_default=True, type=click.IntRange(1), help="Engine worker threads."
@@ -208,7 +210,7 @@ def serve_command(
 
     Example: clothseg serve --engine replay --replay-dir records/ --api-key KEY
     """
-    from ..errors import ClothsegError
+    from ..errors import ClothsegError, install_hint
 
     engine_options = _parse_engine_options(engine_option)
     if replay_dir is not None:
@@ -241,7 +243,7 @@ def serve_command(
     except ImportError as exc:
         raise click.ClickException(
             f"The server needs packages that are not installed ({exc.name}); install them "
-            "with: pip install 'clothseg_tools[server]'"
+            f"with: {install_hint('server')}"
         ) from None
     except ClothsegError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
