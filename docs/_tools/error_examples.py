@@ -137,6 +137,12 @@ def _shape_mismatch(ctx: Context) -> None:
     cst.cutout(np.zeros((480, 640, 3), np.uint8), np.zeros((512, 512), np.uint8))
 
 
+@example("KeypointError", 'tryon_mask(masks, "upper_body", preset="ootd")  # no keypoints')
+def _keypoints(ctx: Context) -> None:
+    masks = cst.MaskSet({"tops": np.ones((8, 6), bool)})
+    cst.tryon_mask(masks, "upper_body", preset="ootd")
+
+
 # -- masks and ZIPs -------------------------------------------------------------------
 
 
@@ -156,6 +162,20 @@ def _unsafe_zip(ctx: Context) -> None:
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("../../etc/tops.png", encode_png(np.zeros((2, 2), np.uint8)))
     cst.read_mask_zip(buf.getvalue())
+
+
+# -- label sets and parsing maps ---------------------------------------------------------
+
+
+@example("LabelSetError", 'Parsing(lip_map, "atr")  # a LIP map read as ATR')
+def _label_set(ctx: Context) -> None:
+    lip_map = np.array([[0, 13], [5, 19]], np.uint8)
+    cst.Parsing(lip_map, "atr")
+
+
+@example("LabelSetMatchError", "match_labelset(config['id2label'])  # a model's own labels")
+def _label_set_match(ctx: Context) -> None:
+    cst.match_labelset({"0": "background", "1": "skin", "2": "shirt", "3": "trousers"})
 
 
 # -- configuration and engines ----------------------------------------------------------
