@@ -39,7 +39,6 @@ __all__ = [
     "redact_url",
 ]
 
-
 def parse_int(value: Any, *, field: str) -> int | None:
     """Read an integer sent as a number or a numeric string; ``None``/``""`` give ``None``.
 
