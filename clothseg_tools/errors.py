@@ -19,6 +19,7 @@ contain the API key or a signed URL's query string.
     │   ├── ImageDecodeError               bytes that do not decode         (422)
     │   └── InvalidRequestError            no or two image sources, bad option (400)
     ├── MaskDecodeError (ValueError)       a mask value that does not decode
+    │   └── LabelFormatError               a labeling tool's file that cannot be read
     ├── MaskZipError (ValueError)          a per-garment ZIP that cannot be read
     │   └── UnsafeZipError                 path tricks, too many entries, zip bombs
     ├── ResultExpiredError                 result link or task past its hour
@@ -46,6 +47,8 @@ True
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -63,6 +66,7 @@ __all__ = [
     "ImageTooLargeError",
     "InputError",
     "InvalidRequestError",
+    "LabelFormatError",
     "MaskDecodeError",
     "MaskZipError",
     "NoRecordError",
@@ -147,6 +151,24 @@ class InvalidRequestError(InputError):
 
 class MaskDecodeError(ClothsegError, ValueError):
     """A mask value (URL, base64, bytes or file) could not be decoded."""
+
+
+class LabelFormatError(MaskDecodeError):
+    """A labeling tool's file (COCO JSON, YOLO labels, CVAT masks) that cannot be read.
+
+    Attributes
+    ----------
+    path : str
+        The file at fault.
+    line : int or None
+        The line at fault, for line-based formats (YOLO labels, ``labelmap.txt``).
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str], line: int | None = None):
+        where = f"{os.fspath(path)}, line {line}" if line is not None else os.fspath(path)
+        super().__init__(f"{where}: {message}")
+        self.path = os.fspath(path)
+        self.line = line
 
 
 class MaskZipError(ClothsegError, ValueError):

@@ -76,7 +76,12 @@ def _bridge(
 
 
 def mask_to_polygons(
-    mask: MaskLike, *, tolerance: float = 0.25, level: int = 128
+    mask: MaskLike,
+    *,
+    tolerance: float = 0.25,
+    level: int = 128,
+    min_area: float = 0,
+    join: bool = False,
 ) -> list[list[float]]:
     """Outline a mask as COCO polygons: one per connected part, holes kept.
 
@@ -93,6 +98,13 @@ def mask_to_polygons(
         it); 0.5 px halves the points again at about 1 % loss of IoU; 0 keeps all.
     level
         Threshold for uint8 masks.
+    min_area
+        Parts of fewer pixels than this are dropped, and holes of a smaller area
+        (in square pixels) filled: specks a labeler would only have to delete.
+    join
+        Join all parts into one polygon by zero-width slits, as holes are joined,
+        for formats that hold one polygon per instance (YOLO segmentation). Filled
+        with the even-odd or the non-zero rule it gives the same pixels.
 
     Returns
     -------
@@ -100,7 +112,8 @@ def mask_to_polygons(
         COCO's nested form ``[[x0, y0, x1, y1, ...], ...]`` in pixel coordinates
         (pixel ``(row, col)`` covers ``[col, col + 1) x [row, row + 1)``), one
         polygon of at least three points per part of the mask (8-connected), with
-        that part's holes joined in by zero-width slits. Empty for an empty mask.
+        that part's holes joined in by zero-width slits (with ``join``, at most one
+        polygon for the whole mask). Empty for an empty mask.
 
     Raises
     ------
@@ -127,21 +140,33 @@ def mask_to_polygons(
     polygons: list[list[float]] = []
     if not binary.any():
         return polygons
+    rings: list[npt.NDArray[np.float64]] = []
     labels = label(binary, connectivity=2)
     for region in regionprops(labels):
+        if region.area < min_area:
+            continue
         top, left = region.bbox[0] - 1, region.bbox[1] - 1  # the 1-pixel pad below
         crop = np.pad(region.image, 1).astype(np.float32)
-        rings = find_contours(crop, 0.5, fully_connected="high")
-        if not rings:
+        contours = find_contours(crop, 0.5, fully_connected="high")
+        if not contours:
             continue
-        areas = [abs(_ring_area(r)) for r in rings]
+        areas = [abs(_ring_area(r)) for r in contours]
         outer_at = int(np.argmax(areas))
-        outer = _simplify(rings[outer_at], tolerance)
-        holes = [_simplify(r, tolerance) for i, r in enumerate(rings) if i != outer_at]
+        outer = _simplify(contours[outer_at], tolerance)
+        holes = [
+            _simplify(r, tolerance)
+            for i, r in enumerate(contours)
+            if i != outer_at and areas[i] >= min_area
+        ]
         ring = _bridge(outer, holes)
+        ring += (top, left)
+        rings.append(ring)
+    if join and len(rings) > 1:
+        rings = [_bridge(rings[0], rings[1:])]
+    for ring in rings:
         # (row, col) of pixel centres -> COCO (x, y) with pixel corners at integers
         xy = np.empty((len(ring), 2))
-        xy[:, 0] = ring[:, 1] + (left + 0.5)
-        xy[:, 1] = ring[:, 0] + (top + 0.5)
+        xy[:, 0] = ring[:, 1] + 0.5
+        xy[:, 1] = ring[:, 0] + 0.5
         polygons.append([round(float(v), 2) for v in xy.reshape(-1)])
     return polygons
