@@ -10,7 +10,8 @@ contain the API key or a signed URL's query string.
 
     ClothsegError
     ├── ConfigurationError                 missing key / base URL, unknown engine
-    │   └── EngineUnavailableError         engine's optional dependency not installed
+    │   ├── EngineUnavailableError         engine's optional dependency not installed
+    │   └── OptionalDependencyError        a feature's optional package not installed
     ├── ShapeMismatchError (ValueError)    arrays of different (H, W)
     ├── InputError (ValueError)            an input image the service would refuse
     │   ├── FileTooLargeError              over 20 MB                       (413)
@@ -70,6 +71,7 @@ __all__ = [
     "MaskDecodeError",
     "MaskZipError",
     "NoRecordError",
+    "OptionalDependencyError",
     "RateLimitError",
     "ResultExpiredError",
     "ServerError",
@@ -93,6 +95,11 @@ class ConfigurationError(ClothsegError):
 
 class EngineUnavailableError(ConfigurationError):
     """An engine was asked for whose optional dependencies are not installed."""
+
+
+class OptionalDependencyError(ConfigurationError):
+    """A feature needs an optional package that is not installed; the message says
+    which extra to install."""
 
 
 class ShapeMismatchError(ClothsegError, ValueError):

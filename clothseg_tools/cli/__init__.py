@@ -16,7 +16,7 @@ import click
 
 from .. import __version__
 from ._common import ClothsegGroup
-from .export import coco_command
+from .export import coco_command, export_command, import_labels_command
 from .post import (
     background_command,
     cutout_command,
@@ -79,6 +79,8 @@ for _command in (
     overlay_command,
     stats_command,
     coco_command,
+    export_command,
+    import_labels_command,
     report_command,
     demo_command,
     _serve_command(),

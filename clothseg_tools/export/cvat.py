@@ -341,7 +341,8 @@ def _decode_png(data: bytes, where: str) -> npt.NDArray[np.uint8]:
 
 def _colour_keys(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
     a = rgb.astype(np.uint32)
-    return (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
+    keys = (a[..., 0] << np.uint32(16)) | (a[..., 1] << np.uint32(8)) | a[..., 2]
+    return keys.astype(np.uint32, copy=False)
 
 
 def _class_labels(

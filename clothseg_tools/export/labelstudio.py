@@ -34,7 +34,7 @@ Examples
 >>> import numpy as np
 >>> m = np.zeros((2, 3), bool); m[0, 1:] = True
 >>> brush_rle(m)[:6]  # the header: 24 values (2 x 3 pixels x RGBA), word size 8 ...
-[0, 0, 0, 24, 59, 62]
+[0, 0, 0, 24, 57, 27]
 """
 
 from __future__ import annotations
@@ -213,7 +213,9 @@ def _regions(
         if not mask.any():
             continue
         if kind == "brush":
-            shapes = [{"format": "rle", "rle": brush_rle(mask), "brushlabels": [cls]}]
+            shapes: list[dict[str, Any]] = [
+                {"format": "rle", "rle": brush_rle(mask), "brushlabels": [cls]}
+            ]
         else:
             shapes = []
             for polygon in mask_to_polygons(mask, tolerance=tolerance):
