@@ -171,7 +171,8 @@ class _ShardWriter:
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         self.pending += _row_bytes(row)
-        if len(self.rows) >= _GROUP_ROWS or self.pending >= _GROUP_BYTES:
+        full = self.written + self.pending >= self.max_bytes
+        if full or len(self.rows) >= _GROUP_ROWS or self.pending >= _GROUP_BYTES:
             self.flush()
 
     def flush(self) -> None:
