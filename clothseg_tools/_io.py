@@ -11,7 +11,7 @@ import contextlib
 import io
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -39,7 +39,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _create_temp(target)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
@@ -50,6 +50,27 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+# O_EXCL: never open a file someone else made (or a link planted) under the name;
+# O_BINARY (Windows): bytes as written, text mode translates nothing twice
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def _create_temp(target: Path) -> tuple[int, str]:
+    """Create a new temporary file beside ``target``; return (fd, path).
+
+    The file is created with mode 0o666 and the process umask applies, as for any
+    file the user writes (``tempfile.mkstemp`` would make it 0o600, and that mode
+    would stay on the renamed result, unreadable to a web server or a colleague).
+    """
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"No free temporary name beside {target}.")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -4,7 +4,9 @@
 with the package, plus a few generated from them and one drawn figure), segments them
 with the local engine, runs the post-processing (overlays, cutouts, label maps,
 statistics) and writes the review report. Rerunning it resumes: finished steps are
-skipped.
+skipped. Where the local engine cannot be installed (mediapipe has no wheel for the
+Python), the demo replays the local engine's recorded results of the same photos, which
+ship with the package, and says so in the terminal and on the report.
 
 Examples
 --------
@@ -31,11 +33,24 @@ from .batch import BatchSummary, Progress, discover_inputs, discover_results, ru
 from .batch.coverage import stats_job, write_dataset_stats
 from .batch.post import cutout_job, labelmap_job, overlay_job
 from .batch.segment import segment_batch
+from .masks import MaskSet
 
 if TYPE_CHECKING:
     from .engines.base import Engine
 
-__all__ = ["DemoResult", "run_demo", "sample_photos"]
+__all__ = ["RECORDINGS", "DemoResult", "replay_recordings", "run_demo", "sample_photos"]
+
+#: The local engine's results of the sample photos (one MaskSet folder per photo, named by
+#: its path without extension, with a ``parts/`` folder of garment instances), made by
+#: ``docs/_tools/demo_recordings.py``.
+RECORDINGS = Path(__file__).with_name("data") / "demo_recordings"
+
+#: What the terminal and the report say when the demo replays :data:`RECORDINGS`.
+REPLAY_NOTICE = (
+    "Replayed results: the local engine (mediapipe) is not installed on this Python, so the "
+    "demo shows the local engine's recorded results of these sample photos. Your own photos "
+    "need the local engine (Python 3.10 to 3.12), the onnx engine or the service."
+)
 
 
 @dataclasses.dataclass
@@ -52,12 +67,15 @@ class DemoResult:
         The HTML review page; ``None`` when Ctrl-C stopped the demo first.
     summaries : dict of str to BatchSummary
         Per step (``segment``, ``overlay``, ``cutout``, ``labelmap``, ``stats``).
+    replayed : bool
+        The masks are the packaged recordings, not a live engine's.
     """
 
     photos: Path
     results: Path
     report: Path | None
     summaries: dict[str, BatchSummary]
+    replayed: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -142,6 +160,64 @@ def sample_photos(folder: str | os.PathLike[str]) -> list[Path]:
     return paths
 
 
+def replay_recordings(
+    photos_dir: str | os.PathLike[str],
+    photos: list[Path],
+    replay_dir: str | os.PathLike[str],
+) -> Path:
+    """Make a replay folder that answers each sample photo with its packaged recording.
+
+    Replay records are keyed by the photo's bytes, and the bytes of a PNG or JPEG
+    written here depend on the Pillow and zlib versions installed, so the records are
+    keyed afresh from the photos just written rather than shipped under fixed keys.
+
+    Parameters
+    ----------
+    photos_dir
+        The folder :func:`sample_photos` wrote into.
+    photos
+        Its return value.
+    replay_dir
+        Where to write the replay records (created when missing).
+
+    Returns
+    -------
+    pathlib.Path
+        ``replay_dir``, ready for ``get_engine("replay", replay_dir=...)``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from clothseg_tools.engines.replay import ReplayEngine
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> photos = sample_photos(tmp / "photos")
+    >>> engine = ReplayEngine(replay_recordings(tmp / "photos", photos, tmp / "replay"))
+    >>> all(engine.has_record(p.read_bytes()) for p in photos)
+    True
+    """
+    from .engines.replay import PARTS_DIR, record
+
+    base = Path(photos_dir)
+    for photo in photos:
+        recorded = RECORDINGS / photo.relative_to(base).with_suffix("")
+        parts = recorded / PARTS_DIR
+        record(
+            replay_dir,
+            photo.read_bytes(),
+            MaskSet.load(recorded),
+            MaskSet.load(parts) if parts.is_dir() else None,
+        )
+    return Path(replay_dir)
+
+
+def _local_engine_installed() -> bool:
+    import importlib.util
+
+    # find_spec, not import: importing mediapipe takes about a second
+    return importlib.util.find_spec("mediapipe") is not None
+
+
 def run_demo(
     out: str | os.PathLike[str] = "clothseg-demo",
     *,
@@ -161,7 +237,9 @@ def run_demo(
         Folder for ``photos/``, ``results/`` and ``results/report.html``.
     engine
         The in-process engine: ``"local"``, or any engine name or instance that
-        :func:`~clothseg_tools.batch.segment.segment_batch` accepts.
+        :func:`~clothseg_tools.batch.segment.segment_batch` accepts. ``"local"`` where
+        mediapipe is not installed replays the packaged recordings (see
+        :func:`replay_recordings`); ``DemoResult.replayed`` then says so.
     workers
         Items processed at once.
     progress
@@ -188,9 +266,15 @@ def run_demo(
         return progress(step) if progress is not None else None
 
     say(f"Writing sample photos to {photos_dir}")
-    sample_photos(photos_dir)
+    photos = sample_photos(photos_dir)
+    replayed = engine == "local" and not _local_engine_installed()
+    if replayed:
+        from .engines.replay import ReplayEngine
+
+        say(REPLAY_NOTICE)
+        engine = ReplayEngine(replay_recordings(photos_dir, photos, base / "replay"))
     items = discover_inputs([photos_dir])
-    say(f"Segmenting {len(items)} photos with the {engine} engine")
+    say(f"Segmenting {len(items)} photos with the {getattr(engine, 'name', engine)} engine")
     summaries = {
         "segment": segment_batch(
             items,
@@ -210,13 +294,18 @@ def run_demo(
         "stats": stats_job(results),
     }
     if summaries["segment"].interrupted:
-        return DemoResult(photos_dir, results, None, summaries)
+        return DemoResult(photos_dir, results, None, summaries, replayed)
     for step, job in steps.items():
         say(f"Running {step}")
         summaries[step] = run_job(job, folders, workers=workers, progress=bar(step))
         if summaries[step].interrupted:
-            return DemoResult(photos_dir, results, None, summaries)
+            return DemoResult(photos_dir, results, None, summaries, replayed)
     write_dataset_stats(steps["stats"], folders)
     say("Writing the report")
-    report = build_report(results, title="clothseg demo", workers=workers)
-    return DemoResult(photos_dir, results, report, summaries)
+    report = build_report(
+        results,
+        title="clothseg demo (replayed)" if replayed else "clothseg demo",
+        workers=workers,
+        notice=REPLAY_NOTICE if replayed else None,
+    )
+    return DemoResult(photos_dir, results, report, summaries, replayed)

@@ -102,6 +102,20 @@ class OptionalDependencyError(ConfigurationError):
     which extra to install."""
 
 
+def install_hint(extra: str) -> str:
+    """The commands that install the optional extra ``extra``, from PyPI and from a checkout.
+
+    Messages that ask for an extra use it, so a user who installed from a checkout is
+    not sent to a package index for code they already have.
+
+    Examples
+    --------
+    >>> print(install_hint("server"))
+    pip install 'clothseg_tools[server]' (from a checkout: pip install -e ".[server]")
+    """
+    return f"pip install 'clothseg_tools[{extra}]' (from a checkout: pip install -e \".[{extra}]\")"
+
+
 class ShapeMismatchError(ClothsegError, ValueError):
     """Two arrays that must share a (H, W) shape do not."""
 

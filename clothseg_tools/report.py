@@ -313,6 +313,7 @@ _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px}
 .meta{color:#666;margin:0 0 16px}
+.notice{background:#fff4d6;border:1px solid #e0b84c;border-radius:4px;padding:8px 12px}
 .charts{display:flex;flex-wrap:wrap;gap:24px}
 svg text{font:12px system-ui,sans-serif;fill:#333}svg text.title{font-weight:600;font-size:13px}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;
@@ -428,6 +429,7 @@ def build_report(
     thumb_size: int = 320,
     max_images: int | None = None,
     workers: int = 4,
+    notice: str | None = None,
 ) -> Path:
     """Write the review page of a results folder.
 
@@ -447,6 +449,9 @@ def build_report(
         still lists every failure.
     workers
         Threads making pictures.
+    notice
+        A sentence shown in a box under the title, for what a reader must know first
+        (the demo says there when its masks are replayed recordings).
 
     Returns
     -------
@@ -494,13 +499,14 @@ def build_report(
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
     esc = html.escape
     more = f" (showing {len(shown)})" if len(shown) < len(items) else ""
+    notice_html = f'<p class="notice" role="note">{esc(notice)}</p>' if notice else ""
     doc = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{esc(name)} · clothseg report</title><style>{_CSS}</style></head><body>"
         f"<h1>{esc(name)}</h1>"
         f'<p class="meta">{len(items)} results{more} · {len(failures)} failures · '
-        f"made {esc(stamp)}</p>"
+        f"made {esc(stamp)}</p>{notice_html}"
         f"<h2>Dataset coverage</h2>{_charts(entries, columns)}"
         f"<h2>Failures</h2>{_failures_html(failures)}"
         f"<h2>Images</h2>{''.join(_entry_html(e, columns) for e in entries)}"

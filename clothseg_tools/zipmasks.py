@@ -10,7 +10,9 @@ A ZIP from the network is untrusted. Before anything is inflated, the reader ref
 ``..``, more than ``max_entries`` entries (counted from the end record, before the
 central directory is parsed), and declared sizes or compression ratios over the
 limits. While inflating it counts the bytes again, so an entry whose header lies
-about its size is cut off at the declared size and refused. Junk (``__MACOSX/``, dot
+about its size is cut off at the declared size and refused. Before any image is
+decoded, the sizes in the entries' image headers are summed against a pixel budget
+(``max_total_pixels``), since small PNGs may declare huge images. Junk (``__MACOSX/``, dot
 files, ``Thumbs.db``, non-images, links) is skipped and reported.
 
 Examples
@@ -46,7 +48,7 @@ from . import limits
 from ._convert import as_mask
 from ._io import encode_png, write_png
 from .classes import CLASSES, canonical_class
-from .decode import _run_all, mask_from_bytes
+from .decode import _open_mask, _Opened, _run_all
 from .errors import ClothsegError, MaskZipError, UnsafeZipError
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "MAX_ZIP_ENTRY_BYTES",
     "MAX_ZIP_RATIO",
     "MAX_ZIP_TOTAL_BYTES",
+    "MAX_ZIP_TOTAL_PIXELS",
     "MaskZipReport",
     "SkippedEntry",
     "extract_mask_zip",
@@ -75,6 +78,10 @@ MAX_ZIP_ENTRIES = 1000
 MAX_ZIP_ENTRY_BYTES = limits.MAX_MASK_BYTES
 #: Largest total uncompressed size of the entries read.
 MAX_ZIP_TOTAL_BYTES = 512 * 1024 * 1024
+#: Largest total of decoded pixels (width x height summed over the mask entries):
+#: 32 full-size 4096 x 4096 masks, 512 MiB of uint8. Small PNGs can declare huge
+#: images, so the byte limits alone let a 22 MB ZIP decode to gigabytes.
+MAX_ZIP_TOTAL_PIXELS = 32 * limits.MAX_PIXELS
 #: Largest compression ratio of an entry. PNG, JPEG and WebP entries barely compress
 #: (about 1:1); a raw BMP/TIFF mask of mostly background may reach 100:1; a bomb is
 #: near deflate's 1032:1.
@@ -375,6 +382,7 @@ def read_mask_zip_report(
     max_entry_bytes: int = MAX_ZIP_ENTRY_BYTES,
     max_ratio: float = MAX_ZIP_RATIO,
     max_pixels: int | None = limits.MAX_PIXELS,
+    max_total_pixels: int | None = MAX_ZIP_TOTAL_PIXELS,
     workers: int = 2,
 ) -> MaskZipReport:
     """Read a per-garment mask ZIP and say what was skipped.
@@ -391,6 +399,10 @@ def read_mask_zip_report(
         Largest uncompressed / compressed ratio of an entry over 1 MiB.
     max_pixels
         Pixel cap of each mask (see :func:`~clothseg_tools.decode.mask_from_bytes`).
+    max_total_pixels
+        Pixel budget of the whole archive: width x height summed over the mask
+        entries, read from each entry's header before anything is decoded (``None``:
+        no budget).
     workers
         Threads that decode the images.
 
@@ -404,7 +416,9 @@ def read_mask_zip_report(
     UnsafeZipError
         Path tricks, too many entries, sizes or ratios over the limits, or an entry
         inflating past its declared size. Checked before anything is inflated,
-        except the last, which is enforced while inflating.
+        except the last, which is enforced while inflating. Also entries whose
+        images add up to more than ``max_total_pixels``, checked from their headers
+        before any image is decoded.
     MaskZipError
         Not a ZIP, a corrupt or encrypted entry, an entry that is not a decodable
         image, or two entries with the same name.
@@ -466,14 +480,16 @@ def read_mask_zip_report(
             )
         keys[key] = filename
 
-    def decode(item: tuple[str, bytes]) -> npt.NDArray[np.uint8]:
-        filename, data = item
+    opened = _open_within_budget(blobs, max_pixels, max_total_pixels)
+
+    def decode(item: tuple[str, _Opened]) -> npt.NDArray[np.uint8]:
+        filename, image = item
         try:
-            return mask_from_bytes(data, name=filename, max_pixels=max_pixels)
+            return image.decode()
         except ClothsegError as exc:
             raise MaskZipError(f"ZIP entry {filename!r}: {exc}") from exc
 
-    masks = _run_all(decode, blobs, workers)
+    masks = _run_all(decode, opened, workers)
     parts = {_entry_key(f): m for (f, _), m in zip(blobs, masks, strict=True)}
     ordered = {k: parts[k] for k in sorted(parts, key=natural_key)}
     if skipped:
@@ -486,6 +502,33 @@ def read_mask_zip_report(
     return MaskZipReport(ordered, tuple(skipped))
 
 
+def _open_within_budget(
+    blobs: list[tuple[str, bytes]], max_pixels: int | None, max_total_pixels: int | None
+) -> list[tuple[str, _Opened]]:
+    """Open every entry (header only) and refuse the archive once its pixels pass the
+    budget: nothing is decoded until every entry has been counted."""
+    opened: list[tuple[str, _Opened]] = []
+    total = 0
+    for filename, data in blobs:
+        what = f"mask {filename!r}"
+        try:
+            image = _Opened(_open_mask(data, what, max_pixels), what)
+        except ClothsegError as exc:
+            raise MaskZipError(f"ZIP entry {filename!r}: {exc}") from exc
+        width, height = image.image.size
+        total += width * height
+        if max_total_pixels is not None and total > max_total_pixels:
+            raise UnsafeZipError(
+                f"The ZIP's mask images add up to more than {max_total_pixels:,} pixels "
+                f"(the decoded-pixel budget, max_total_pixels) by entry {filename!r} "
+                f"({width} x {height}), {len(opened) + 1} of {len(blobs)}; refusing it "
+                "before decoding. If such archives are expected, pass a larger "
+                "max_total_pixels (or None) to read_mask_zip."
+            )
+        opened.append((filename, image))
+    return opened
+
+
 def read_mask_zip(
     source: bytes | str | os.PathLike[str] | IO[bytes],
     *,
@@ -494,6 +537,7 @@ def read_mask_zip(
     max_entry_bytes: int = MAX_ZIP_ENTRY_BYTES,
     max_ratio: float = MAX_ZIP_RATIO,
     max_pixels: int | None = limits.MAX_PIXELS,
+    max_total_pixels: int | None = MAX_ZIP_TOTAL_PIXELS,
     workers: int = 2,
 ) -> dict[str, npt.NDArray[np.uint8]]:
     """Read a per-garment mask ZIP into a natural-sorted ``{name: (H, W) uint8}``.
@@ -516,6 +560,7 @@ def read_mask_zip(
         max_entry_bytes=max_entry_bytes,
         max_ratio=max_ratio,
         max_pixels=max_pixels,
+        max_total_pixels=max_total_pixels,
         workers=workers,
     ).parts
 

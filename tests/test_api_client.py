@@ -572,7 +572,7 @@ def test_a_local_path_sent_as_a_mask_is_refused(
     secret = tmp_path / "secret.png"
     secret.write_bytes(png(square()))
     rsps.post(CREATE, json=done_with({"tops": str(secret)}))
-    with pytest.raises(ClothsegError, match="file path"):
+    with pytest.raises(ClothsegError, match="local files are never read"):
         client.segment("https://img.test/a.jpg")
 
 

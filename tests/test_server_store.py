@@ -3,6 +3,7 @@ links, and a restart with --data-dir that loses nothing that was accepted."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -122,7 +123,8 @@ def test_restart_with_data_dir_loses_nothing(tmp_path: Path, monkeypatch) -> Non
         for _ in range(3):  # the two sync tasks and the running one
             assert GateEngine.started.acquire(timeout=10)
         queued = body_of(create(first, images[3]))["data"]["task_id"]
-    with sqlite3.connect(data_dir / "tasks.sqlite3") as db:
+    # closing(), not the connection itself: its context manager commits but leaves it open
+    with contextlib.closing(sqlite3.connect(data_dir / "tasks.sqlite3")) as db:
         states = {
             row[0]: TaskRecord.from_json(row[1]).state
             for row in db.execute("SELECT task_id, record FROM tasks")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor
@@ -94,13 +93,9 @@ def _decode_value(
 ) -> npt.NDArray[np.uint8]:
     from ..decode import decode_mask
 
-    if not is_url(value) and not value.lstrip().startswith("data:") and os.path.exists(value):
-        # decode_mask also reads local files; a value from the service never names one
-        raise MaskDecodeError(
-            f"The service sent a file path for mask {name!r} instead of a link or base64 "
-            "data; refusing to read local files."
-        )
-    return decode_mask(value, name=name, session=session, timeout=timeout)
+    # a value from the service never names a local file: the decoder itself refuses
+    # paths, on the same normalised text it would read
+    return decode_mask(value, name=name, session=session, timeout=timeout, allow_paths=False)
 
 
 def _read_zip(

@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import limits
 from ..engines.replay import REPLAY_DIR_ENV
-from ..errors import ConfigurationError, EngineUnavailableError, FileTooLargeError
+from ..errors import (
+    ConfigurationError,
+    EngineUnavailableError,
+    FileTooLargeError,
+    install_hint,
+)
 from ..result import RESULT_NAME, SegmentationResult, check_options, segment_with_engine
 from .discover import BatchItem
 from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
@@ -86,7 +91,7 @@ def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -
         raise EngineUnavailableError(
             "No API key is configured and the local engine is not installed. Set "
             "CLOTHSEG_API_KEY (and CLOTHSEG_BASE_URL) to use the service, or install the "
-            "offline engine with: pip install 'clothseg_tools[local]'"
+            f"offline engine with: {install_hint('local')}"
         )
     return name
 

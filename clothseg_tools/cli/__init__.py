@@ -15,6 +15,7 @@ import logging
 import click
 
 from .. import __version__
+from ..errors import install_hint
 from ._common import ClothsegGroup
 from .export import coco_command, export_command, import_labels_command
 from .post import (
@@ -63,7 +64,7 @@ def _serve_command() -> click.Command:
             """Run the local API-compatible server (needs the [server] extra)."""
             raise click.ClickException(
                 f"EngineUnavailableError: clothseg serve needs packages that are not "
-                f"installed ({reason}). Install them with: pip install 'clothseg_tools[server]'"
+                f"installed ({reason}). Install them with: {install_hint('server')}"
             )
 
         return serve_missing

@@ -181,13 +181,34 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode(s + "=" * (-len(s) % 4), validate=True)
 
 
+class _NotAnImageType(Exception):
+    """A data URI whose media type is not ``image/...``."""
+
+
 def _parse_data_uri(uri: str) -> bytes:
     header, sep, payload = uri.partition(",")
     if not sep:
         raise ValueError("a data URI needs a ',' before its data")
+    # RFC 2397: no media type means text/plain; only images are masks
+    media_type = header[len("data:") :].split(";", 1)[0].strip().lower() or "text/plain"
+    if not media_type.startswith("image/"):
+        raise _NotAnImageType(media_type)
     if header.lower().rstrip().endswith(";base64"):
         return _b64decode(payload)
     return urllib.parse.unquote_to_bytes(payload)
+
+
+def _check_inline_size(text: str, label: str, max_bytes: int) -> None:
+    """Refuse base64 text whose decoded size would pass ``max_bytes``, before decoding."""
+    # an upper bound (whitespace and a data URI's header only shrink it), exact for
+    # plain base64; counted on the text, so nothing is decoded to refuse it
+    decoded = len(text.rstrip().rstrip("=")) * 3 // 4
+    if decoded > max_bytes:
+        raise MaskDecodeError(
+            f"{label}: the inline (base64) value is {len(text):,} characters, up to "
+            f"{decoded:,} bytes decoded, over the limit of {max_bytes:,} bytes; pass a "
+            "larger max_bytes if such masks are expected."
+        )
 
 
 _PRINTABLE = b"\t\n\r\x0b\x0c" + bytes(range(32, 127))
@@ -284,23 +305,31 @@ def _open_value(
         data = download(text, session=session, timeout=timeout, max_bytes=max_bytes, what=label)
         return _Opened(_open_mask(data, what, max_pixels), what)
     if head.startswith("data:"):
+        _check_inline_size(text, label, max_bytes)
         try:
             data = _parse_data_uri(text)
+        except _NotAnImageType as exc:
+            raise MaskDecodeError(
+                f"{label}: the data URI's media type is {str(exc)!r}, not an image type; a mask "
+                "is sent as data:image/png;base64,..."
+            ) from None
         except (binascii.Error, ValueError) as exc:
             raise MaskDecodeError(f"{label}: the data URI is malformed ({exc}).") from None
         what = f"{label} (data URI)"
         return _Opened(_open_mask(data, what, max_pixels), what)
     if "://" in text[:16]:
         raise MaskDecodeError(f"{label}: only http(s) URLs are fetched, got {redact_url(text)}.")
+    # the one check of "may this name a file": on the same stripped text that is read
     if allow_paths and _is_existing_file(text):
         what = f"{label} ({text})"
         return _Opened(_open_mask(Path(text).read_bytes(), what, max_pixels), what)
+    _check_inline_size(text, label, max_bytes)
     try:
         data = _b64decode(text)
     except (binascii.Error, ValueError):
         kinds = "a URL, a data URI, base64 image data, or an existing file"
         if not allow_paths:
-            kinds = "a URL, a data URI, or base64 image data"
+            kinds = "a URL, a data URI, or base64 image data (local files are never read here)"
         raise MaskDecodeError(f"{label}: the value {_short(text)} is not {kinds}.") from None
     what = f"{label} (base64, {len(data):,} bytes)"
     return _Opened(_open_mask(data, what, max_pixels), what)

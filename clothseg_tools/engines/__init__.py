@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConfigurationError, EngineUnavailableError
+from ..errors import ConfigurationError, EngineUnavailableError, install_hint
 from .base import Engine, EngineOutput
 
 __all__ = [
@@ -33,6 +34,12 @@ __all__ = [
 _REGISTRY: dict[str, Callable[..., Engine] | str] = {
     "replay": "clothseg_tools.engines.replay:ReplayEngine",
     "local": "clothseg_tools.engines.local:LocalEngine",
+}
+
+#: Engines whose dependencies are published for some Pythons only:
+#: name -> (oldest, newest, what is missing elsewhere).
+_PYTHONS: dict[str, tuple[tuple[int, int], tuple[int, int], str]] = {
+    "local": ((3, 9), (3, 12), "mediapipe 0.10.21"),
 }
 
 
@@ -63,12 +70,29 @@ def _resolve(name: str) -> Callable[..., Engine]:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise EngineUnavailableError(
-                f"The {name!r} engine needs packages that are not installed ({exc.name or exc}). "
-                f"Install them with: pip install 'clothseg_tools[{name}]'"
-            ) from exc
+            raise EngineUnavailableError(_unavailable(name, exc)) from exc
         factory = getattr(module, attr)
     return factory
+
+
+def _unavailable(name: str, exc: ImportError) -> str:
+    """Why engine ``name`` cannot load here, and what to do about it."""
+    missing = exc.name or str(exc)
+    if name in _PYTHONS:
+        oldest, newest, package = _PYTHONS[name]
+        here = sys.version_info[:2]
+        if not oldest <= here <= newest:
+            return (
+                f"The {name!r} engine needs {package}, which is published for Python "
+                f"{oldest[0]}.{oldest[1]} to {newest[0]}.{newest[1]} only; this is Python "
+                f"{here[0]}.{here[1]}. Run it on one of those Pythons, or use another engine: "
+                "'onnx' with a human-parsing model, 'replay' with recorded results, or the "
+                "service (set CLOTHSEG_API_KEY)."
+            )
+    return (
+        f"The {name!r} engine needs packages that are not installed ({missing}). "
+        f"Install them with: {install_hint(name)}"
+    )
 
 
 def get_engine(name: str | None = None, **options: Any) -> Engine:

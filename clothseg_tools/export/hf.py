@@ -49,7 +49,7 @@ import numpy as np
 
 from .._io import atomic_write_bytes, encode_png
 from ..classes import CLASSES, LABEL_PRIORITY, canonical_class
-from ..errors import OptionalDependencyError
+from ..errors import OptionalDependencyError, install_hint
 from ._dataset import ExportSummary, staged_folder
 from ._source import ExportItem, iter_items, semantic_labels
 from .cvat import photo_size_matches
@@ -75,7 +75,7 @@ def _pyarrow() -> Any:
     except ImportError as exc:
         raise OptionalDependencyError(
             "Writing a Hugging Face dataset needs pyarrow, which is not installed. "
-            "Install it with: pip install 'clothseg_tools[hf]'"
+            f"Install it with: {install_hint('hf')}"
         ) from exc
     return pyarrow
 

@@ -205,7 +205,7 @@ def serve_command(
 
     Example: clothseg serve --engine replay --replay-dir records/ --api-key KEY
     """
-    from ..errors import ClothsegError
+    from ..errors import ClothsegError, install_hint
 
     engine_options = _parse_engine_options(engine_option)
     if replay_dir is not None:
@@ -238,7 +238,7 @@ def serve_command(
     except ImportError as exc:
         raise click.ClickException(
             f"The server needs packages that are not installed ({exc.name}); install them "
-            "with: pip install 'clothseg_tools[server]'"
+            f"with: {install_hint('server')}"
         ) from None
     except ClothsegError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None

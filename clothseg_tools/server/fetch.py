@@ -2,9 +2,11 @@
 
 A server that fetches URLs for its callers must not become a way into the network it
 sits in. Every address a URL resolves to is checked before connecting (and each
-redirect is checked again): loopback, private, link-local, carrier-grade NAT,
-multicast, reserved and unspecified addresses are refused unless the policy allows
-private addresses. The check is made again inside the connection itself, on the
+redirect is checked again): any address the ``ipaddress`` module does not classify as
+global (loopback, private, link-local, site-local, carrier-grade NAT, multicast,
+reserved, documentation, unspecified) is refused unless the policy allows private
+addresses, and so is an IPv6 address that carries a refused IPv4 one (IPv4-mapped,
+NAT64, 6to4, Teredo, IPv4-compatible). The check is made again inside the connection itself, on the
 address actually dialled, so a host name that resolves to a public address for the
 check and a private one for the connection (DNS rebinding) is refused too.
 
@@ -40,6 +42,7 @@ __all__ = [
     "FetchError",
     "UrlPolicy",
     "check_url",
+    "embedded_ipv4",
     "fetch_image",
     "refusal_reason",
 ]
@@ -80,32 +83,107 @@ class UrlPolicy(NamedTuple):
     allowed_networks: tuple[IPNetwork, ...] = ()
 
 
-def refusal_reason(address: str, policy: UrlPolicy) -> str | None:
-    """Why ``address`` may not be fetched under ``policy``, or ``None`` when it may.
+#: NAT64's well-known prefix (RFC 6052): ``64:ff9b::a.b.c.d`` reaches ``a.b.c.d``.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+#: IPv4-compatible addresses (``::a.b.c.d``, deprecated by RFC 4291).
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+#: Special-purpose ranges registered after the tables of the oldest Python supported
+#: (3.10/3.11 call them global): IPv6 documentation (RFC 9637) and SRv6 SIDs (RFC 9602).
+_NOT_GLOBAL_LATE = (ipaddress.IPv6Network("3fff::/20"), ipaddress.IPv6Network("5f00::/16"))
+
+
+def embedded_ipv4(ip: IPAddress) -> tuple[ipaddress.IPv4Address, str] | None:
+    """The IPv4 address an IPv6 address carries, and the form that carries it.
+
+    IPv4-mapped (``::ffff:a.b.c.d``), NAT64 (``64:ff9b::a.b.c.d``), 6to4
+    (``2002:AABB:CCDD::/48``), Teredo (the client address) and IPv4-compatible
+    (``::a.b.c.d``) addresses all lead to an IPv4 host; ``None`` for anything else.
 
     Examples
     --------
-    >>> refusal_reason("::ffff:169.254.169.254", UrlPolicy())
-    'a link-local address'
+    >>> embedded_ipv4(ipaddress.ip_address("2002:7f00:1::1"))
+    (IPv4Address('127.0.0.1'), '6to4')
+    >>> embedded_ipv4(ipaddress.ip_address("64:ff9b::a00:1"))
+    (IPv4Address('10.0.0.1'), 'NAT64')
+    >>> embedded_ipv4(ipaddress.ip_address("2606:4700::1")) is None
+    True
     """
-    ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:a.b.c.d reaches a.b.c.d
-    if policy.allow_private or any(ip in net for net in policy.allowed_networks):
+    if not isinstance(ip, ipaddress.IPv6Address):
         return None
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped, "IPv4-mapped"
+    if ip in _NAT64:
+        return low32, "NAT64"
+    if ip.sixtofour is not None:
+        return ip.sixtofour, "6to4"
+    if ip.teredo is not None:
+        return ip.teredo[1], "Teredo"
+    if ip in _IPV4_COMPATIBLE and int(ip) > 0xFFFF:  # not ::, ::1 or other small values
+        return low32, "IPv4-compatible"
+    return None
+
+
+def _classify(ip: IPAddress) -> str | None:
+    """Why ``ip`` itself is not a public address, or ``None`` when it is one.
+
+    The ``ipaddress`` module's own classification decides (its ``is_global`` follows
+    the IANA special-purpose registries); the named checks before it only pick the
+    clearest word for the message.
+    """
     checks = (
         (ip.is_loopback, "a loopback address"),
         (ip.is_link_local, "a link-local address"),
         (ip.is_unspecified, "an unspecified address"),
         (ip.is_multicast, "a multicast address"),
         (ip.is_private, "a private address"),
+        (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local, "a site-local address"),
         (ip.is_reserved, "a reserved address"),
         (not ip.is_global, "not a public address"),
+        (any(ip in net for net in _NOT_GLOBAL_LATE), "not a public address"),
     )
     for refused, reason in checks:
         if refused:
             return reason
     return None
+
+
+def refusal_reason(address: str, policy: UrlPolicy) -> str | None:
+    """Why ``address`` may not be fetched under ``policy``, or ``None`` when it may.
+
+    An IPv6 address that carries an IPv4 one (:func:`embedded_ipv4`) is judged by the
+    IPv4 host it leads to as well: ``::ffff:10.0.0.1``, ``64:ff9b::a00:1`` and
+    ``2002:a00:1::1`` all reach 10.0.0.1.
+
+    Examples
+    --------
+    >>> refusal_reason("::ffff:169.254.169.254", UrlPolicy())
+    'a link-local address'
+    >>> refusal_reason("2002:7f00:1::1", UrlPolicy())
+    'a loopback address (in a 6to4 address)'
+    >>> refusal_reason("fec0::1", UrlPolicy())
+    'a site-local address'
+    """
+    ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
+    embedded = embedded_ipv4(ip)
+    if policy.allow_private:
+        return None
+    targets = [ip] if embedded is None else [ip, embedded[0]]
+    nets = policy.allowed_networks
+    if any(t in net for t in targets for net in nets if t.version == net.version):
+        return None
+    if embedded is not None:
+        inner, form = embedded
+        reason = _classify(inner)
+        if reason is not None:
+            # mapped addresses are the IPv4 host itself: say it as for the host
+            if form == "IPv4-mapped":
+                return reason
+            article = "an" if form.startswith("IPv4") else "a"
+            return f"{reason} (in {article} {form} address)"
+        if form in ("IPv4-mapped", "NAT64"):
+            return None  # the packet goes to the public IPv4 host; the prefix is no place
+    return _classify(ip)
 
 
 def check_url(url: str) -> tuple[str, str, int]:

@@ -1,8 +1,9 @@
 """The local engine: offline segmentation into the twelve API classes with mediapipe.
 
-Install with ``pip install 'clothseg_tools[local]'``. The engine is registered as
-``"local"`` (``get_engine("local")``); see :class:`LocalEngine` for what it does and
-README.md for where it is weak.
+Install with ``pip install 'clothseg_tools[local]'`` (from a checkout:
+``pip install -e ".[local]"``), on Python 3.9 to 3.12 as mediapipe 0.10.21 is published.
+The engine is registered as ``"local"`` (``get_engine("local")``); see
+:class:`LocalEngine` for what it does and README.md for where it is weak.
 
 Modules: :mod:`.models` (loading and running the mediapipe models), :mod:`.scene`
 (colours and geometry), :mod:`.parsing` and :mod:`.garments` (the classes at working
