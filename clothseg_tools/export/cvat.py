@@ -345,6 +345,26 @@ def _colour_keys(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
     return keys.astype(np.uint32, copy=False)
 
 
+def _present(labels: npt.NDArray[np.uint8]) -> list[int]:
+    """The non-zero values of a label map (a count, not a sort)."""
+    counts = np.bincount(labels.reshape(-1), minlength=256)
+    return [int(v) for v in np.flatnonzero(counts[1:]) + 1]
+
+
+def _dense_ids(
+    keys: npt.NDArray[np.uint32],
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+    """The distinct values of ``keys`` and each pixel's index among them.
+
+    Found from the starts of runs (far fewer than pixels) and looked up with a binary
+    search, instead of sorting every pixel as ``np.unique`` would.
+    """
+    flat = keys.reshape(-1)
+    starts = np.flatnonzero(np.concatenate([[True], flat[1:] != flat[:-1]]))
+    ids = np.unique(flat[starts])
+    return ids, np.searchsorted(ids, flat).reshape(keys.shape)
+
+
 def _class_labels(
     rgb: npt.NDArray[np.uint8], colours: dict[tuple[int, int, int], str], where: str
 ) -> npt.NDArray[np.uint8]:
@@ -439,7 +459,7 @@ def _read_item(
             )
     instances = _instances(src, name, labels) if parts else []
     if not instances:
-        instances = [(CLASSES[v - 1], labels == v) for v in np.unique(labels) if v]
+        instances = [(CLASSES[v - 1], labels == v) for v in _present(labels)]
     return labeled_item(name, shape, instances, photo, parts=parts)
 
 
@@ -457,24 +477,22 @@ def _instances(
             f"{labels.shape[1]} x {labels.shape[0]}; both must have the image's size.",
             path=src.where(rel),
         )
-    keys = _colour_keys(rgb)
-    ids, inverse = np.unique(keys, return_inverse=True)
-    inverse = inverse.reshape(keys.shape)
+    ids, inverse = _dense_ids(_colour_keys(rgb))
+    # the class of every object at once: a table of (object, class) pixel counts
+    n = len(CLASSES) + 1
+    table = np.bincount((inverse.astype(np.int64) * n + labels).reshape(-1), minlength=ids.size * n)
+    table = table.reshape(ids.size, n)
+    table[:, 0] = 0  # an object drawn over background pixels still has its class
     out = []
     for i, key in enumerate(ids):
-        if key == 0:
-            continue  # background
-        region = inverse == i
-        classes = np.bincount(labels[region], minlength=len(CLASSES) + 1)
-        classes[0] = 0  # an object drawn over background pixels still has its class
-        if not classes.any():
-            continue
-        value = int(classes.argmax())
-        out.append((CLASSES[value - 1], region & (labels == value)))
+        if key == 0 or not table[i].any():
+            continue  # background, or an object over background only
+        value = int(table[i].argmax())
+        out.append((CLASSES[value - 1], (inverse == i) & (labels == value)))
     # pixels of a class that no object covers still belong to the class
     covered = np.zeros(labels.shape, bool)
     for _, m in out:
         covered |= m
     rest = labels * ~covered
-    out += [(CLASSES[v - 1], rest == v) for v in np.unique(rest) if v]
+    out += [(CLASSES[v - 1], rest == v) for v in _present(rest)]
     return out
