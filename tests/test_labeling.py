@@ -757,3 +757,36 @@ def test_shapes_must_agree(tmp_path):
     with pytest.raises(ShapeMismatchError, match="replaced"):
         export_yolo(results, tmp_path / "y")
     assert cst.export_yolo is export_yolo and mask_to_polygons is cst.mask_to_polygons
+
+
+def test_cli_interrupted_export_exits_130_and_writes_nothing(tmp_path, monkeypatch):
+    results = make_results(tmp_path, n=1)
+    from clothseg_tools import export
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "export_yolo", interrupted)
+    result = run("export", results, "-f", "yolo", "-o", tmp_path / "y")
+    assert result.exit_code == 130 and "nothing was written" in result.output
+    assert not (tmp_path / "y").exists()
+
+
+def test_interrupted_dataset_leaves_no_folder(tmp_path):
+    results = make_results(tmp_path, n=2)
+
+    def items():
+        yield from cst.export._source.iter_items(results)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_cvat(items(), tmp_path / "c")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "results"]
+
+
+def test_labeled_items_unpack_as_name_masks_photo(tmp_path):
+    results = make_results(tmp_path, n=1)
+    export_yolo(results, tmp_path / "y")
+    name, masks, photo, parts = next(read_yolo(tmp_path / "y", parts=False))
+    assert name == "p0" and photo.name == "p0.png" and parts is None
+    assert isinstance(masks, MaskSet) and masks.shape == (60, 48)
