@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "CLASSES": "classes",
     "CLASS_TYPES": "classes",
     "PALETTE": "classes",
+    # the service contract
+    "Options": "contract",
     # central type
     "MaskSet": "masks",
     # decoding
@@ -94,6 +96,7 @@ __all__ = [
     "CLASSES",
     "CLASS_TYPES",
     "PALETTE",
+    "Options",
     "MaskSet",
     "decode_mask",
     "decode_masks",
@@ -169,6 +172,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see plain imports
     from .api import Client, SegmentationResult, Task
     from .classes import CLASS_TYPES, CLASSES, PALETTE
     from .composite import cutout, estimate_foreground, overlay, replace_background
+    from .contract import Options
     from .decode import decode_mask, decode_masks
     from .engines import get_engine
     from .errors import (

@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from . import limits
 from ._io import encode_png
+from .contract import is_url
 from .decode._image import load_checked, mask_from_image, open_image
 from .errors import (
     FileTooLargeError,
@@ -257,7 +258,7 @@ def load_input(image: Any) -> tuple[bytes, str]:
     from PIL import Image
 
     filename: str | None = None
-    if isinstance(image, str) and image.strip()[:8].lower().startswith(("http://", "https:/")):
+    if is_url(image):
         raise InputError(
             "load_input got a URL; pass it as image_url=... so the service fetches it."
         )

@@ -38,14 +38,21 @@ from typing import TYPE_CHECKING, Any
 
 from ._io import atomic_write_json
 from .classes import classes_for_type
-from .errors import InvalidRequestError, MaskDecodeError
+from .contract import check_options
+from .errors import MaskDecodeError
 from .masks import INDEX_NAME, MaskSet
+from .task import Task
 
 if TYPE_CHECKING:
-    from .api._task import Task
     from .engines.base import Engine
 
-__all__ = ["PARTS_DIR", "RESULT_FORMAT", "RESULT_NAME", "SegmentationResult", "segment_with_engine"]
+__all__ = [
+    "PARTS_DIR",
+    "RESULT_FORMAT",
+    "RESULT_NAME",
+    "SegmentationResult",
+    "segment_with_engine",
+]
 
 #: Name of the file that marks a complete result folder.
 RESULT_NAME = "result.json"
@@ -54,55 +61,6 @@ PARTS_DIR = "parts"
 #: ``format`` field of ``result.json``.
 RESULT_FORMAT = "clothseg-result"
 _VERSION = 1
-
-_OPTION_VALUES: dict[str, tuple[int, ...]] = {
-    "class_type": (1, 2, 3, 4),
-    "output_type": (1, 2, 3),
-    "detail_mode": (1, 2),
-    "quality": (1, 2),
-}
-
-
-def check_options(**options: Any) -> dict[str, int]:
-    """Check the API's numeric options against their documented values.
-
-    Returns
-    -------
-    dict of str to int
-        The options as ints.
-
-    Raises
-    ------
-    InvalidRequestError
-        An unknown option or a value the contract does not define (a ``ValueError``).
-
-    Examples
-    --------
-    >>> check_options(class_type="2", quality=1)
-    {'class_type': 2, 'quality': 1}
-    >>> check_options(output_type=4)
-    Traceback (most recent call last):
-    ...
-    clothseg_tools.errors.InvalidRequestError: output_type must be one of 1, 2, 3 (got 4).
-    """
-    out: dict[str, int] = {}
-    for name, value in options.items():
-        allowed = _OPTION_VALUES.get(name)
-        if allowed is None:
-            raise InvalidRequestError(
-                f"Unknown option {name!r}; the options are {', '.join(_OPTION_VALUES)}."
-            )
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            number = -1
-        if isinstance(value, bool) or number not in allowed or str(number) != str(value).strip():
-            raise InvalidRequestError(
-                f"{name} must be one of {', '.join(map(str, allowed))} (got {value!r})."
-            )
-        out[name] = number
-    return out
-
 
 #: Placeholder default of ``SegmentationResult.parts``; replaced by an empty set of the
 #: masks' shape in ``__post_init__``.
@@ -246,8 +204,6 @@ class SegmentationResult:
         MaskDecodeError
             ``result.json`` is invalid, or a file's checksum does not match.
         """
-        from .api._task import Task
-
         src = Path(folder)
         meta_path = src / RESULT_NAME
         if not meta_path.is_file():

@@ -23,10 +23,10 @@ from ..errors import (
     WaitTimeoutError,
 )
 from ..result import SegmentationResult
+from ..task import Task
 from ._batch import Outcome
 from ._client import Client
 from ._retry import RateLimiter
-from ._task import Task
 
 __all__ = [
     "APIConnectionError",

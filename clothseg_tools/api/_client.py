@@ -19,10 +19,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
+from ..contract import ENDPOINT, KEY_ENV, URL_ENV, check_options, task_path
 from ..errors import (
     APIError,
     ConfigurationError,
@@ -30,7 +31,8 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
-from ..result import SegmentationResult, check_options
+from ..result import SegmentationResult
+from ..task import Task, is_finished, redact_url
 from . import _retry
 from ._batch import Outcome, current_limiter, run_many
 from ._fetch import DOWNLOAD_THREADS, download_result
@@ -45,7 +47,6 @@ from ._retry import (
     RateLimiter,
     retry_delay,
 )
-from ._task import Task, is_finished, redact_url
 from ._upload import (
     OPTION_NAMES,
     Secret,
@@ -60,11 +61,6 @@ __all__ = ["ENDPOINT", "Client"]
 
 logger = logging.getLogger("clothseg_tools.api")
 
-#: Path of the task endpoint (API.md).
-ENDPOINT = "/api/tasks/visual/clothing-segmentation"
-#: Environment variables read when ``api_key`` / ``base_url`` are not given.
-KEY_ENV = "CLOTHSEG_API_KEY"
-URL_ENV = "CLOTHSEG_BASE_URL"
 
 Timeout = float | tuple[float, float]
 
@@ -358,7 +354,7 @@ class Client:
         tid = self._task_id(task_id)
         body = self._api(
             "GET",
-            f"{ENDPOINT}/{quote(tid, safe='')}",
+            task_path(tid),
             what=f"querying task {tid}",
             task_id=tid,
             timeout=timeout,

@@ -23,7 +23,7 @@ from ..classes import canonical_class
 from ..errors import MaskDecodeError, ShapeMismatchError
 from ..masks import MaskSet
 from ..result import SegmentationResult
-from ._task import Task
+from ..task import Task
 from ._upload import is_url
 
 __all__ = ["DOWNLOAD_THREADS", "download_result", "parts_from_zip"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import socket
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
@@ -30,6 +29,7 @@ from requests.sessions import merge_setting
 from requests.utils import get_environ_proxies
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
+from ..contract import KEY_HEADER, scrub_secrets
 from ..errors import (
     APIConnectionError,
     APIError,
@@ -38,6 +38,7 @@ from ..errors import (
     TaskFailedError,
     status_error,
 )
+from ..task import check_body_status, parse_int, redact_url
 from ._retry import (
     BACKOFF_FACTOR,
     BACKOFF_MAX,
@@ -45,7 +46,6 @@ from ._retry import (
     ClientRetry,
     parse_retry_after,
 )
-from ._task import check_body_status, parse_int, redact_url
 
 __all__ = [
     "KEY_HEADER",
@@ -58,8 +58,6 @@ __all__ = [
 
 logger = logging.getLogger("clothseg_tools.api")
 
-#: Header that carries the API key (API.md, "Authentication").
-KEY_HEADER = "X-API-KEY"
 _REQUEST_ID_HEADERS = ("X-Request-Id", "X-Request-ID", "Request-Id")
 
 
@@ -184,15 +182,6 @@ def _reason(exc: BaseException) -> str:
     return type(inner).__name__
 
 
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    # Replace the secret only where it stands as a token of its own: a short test key
-    # such as "k" must not turn "task" into "tas***", while "key=k" still loses it.
-    for secret in secrets:
-        if secret:
-            text = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", text)
-    return text
-
-
 def _request_id(response: requests.Response) -> str | None:
     for name in _REQUEST_ID_HEADERS:
         value = response.headers.get(name)
@@ -250,7 +239,7 @@ def raise_for_status(
         message = _error_message(response)
         raise status_error(
             code,
-            _scrub(f"{what} failed with HTTP {code}: {message}", secrets),
+            scrub_secrets(f"{what} failed with HTTP {code}: {message}", secrets),
             task_id=task_id,
             request_id=request_id,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
@@ -265,7 +254,7 @@ def raise_for_status(
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         raise status_error(
             exc.status,
-            _scrub(f"{what} failed: {exc.message}", secrets),
+            scrub_secrets(f"{what} failed: {exc.message}", secrets),
             task_id=task_id,
             request_id=request_id,
             retry_after=retry_after,
@@ -302,7 +291,7 @@ def _raise_if_task_failed(
     tid = str(data.get("task_id") or task_id or "") or None
     message = str(body.get("message") or data.get("message") or "no message")
     raise TaskFailedError(
-        _scrub(f"Task {tid} failed (state {state}, status {code}): {message}", secrets),
+        scrub_secrets(f"Task {tid} failed (state {state}, status {code}): {message}", secrets),
         task_id=tid,
         state=state,
         status=code,

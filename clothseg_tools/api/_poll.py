@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 
 from ..errors import APIConnectionError, RateLimitError, ServerError, WaitTimeoutError
+from ..task import Task, is_finished
 from . import _retry
 from ._retry import GET_RETRY_STATUSES, RETRY_AFTER_MAX
-from ._task import Task, is_finished
 
 __all__ = ["POLL_GROWTH", "POLL_MAX", "poll"]
 

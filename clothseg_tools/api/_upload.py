@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import numpy as np
 from requests.utils import requote_uri
 
+from ..contract import OPTION_NAMES, Secret, check_options, is_url
+from ..contract import redact_value as redact_url
 from ..errors import InvalidRequestError
-from ..result import check_options
-from ._task import redact_url
 
 __all__ = [
     "OPTION_NAMES",
@@ -32,39 +32,6 @@ __all__ = [
     "is_url",
     "load_upload",
 ]
-
-#: The API's numeric options, checked by :func:`~clothseg_tools.result.check_options`.
-OPTION_NAMES = ("class_type", "output_type", "detail_mode", "quality")
-
-
-class Secret:
-    """Holds the API key so that no repr, ``vars()`` dump or traceback shows it.
-
-    Examples
-    --------
-    >>> key = Secret("sk-123")
-    >>> key, str(key), key.reveal()
-    (<hidden>, '<hidden>', 'sk-123')
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The key itself, for the request header only."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<hidden>"
-
-    __str__ = __repr__
-
-
-def is_url(value: Any) -> bool:
-    """True for a string that starts with ``http://`` or ``https://``."""
-    return isinstance(value, str) and value.strip()[:8].lower().startswith(("http://", "https:/"))
 
 
 def form_fields(*, sync: bool, **options: Any) -> dict[str, str]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .. import limits
+from ..contract import is_url, safe_source
 from ..errors import ConfigurationError
 from ..result import PARTS_DIR, RESULT_NAME
 
@@ -77,41 +78,6 @@ class BatchItem:
     def location(self) -> str:
         """What to read: the full URL, or the path."""
         return self.url or self.source
-
-
-def safe_source(url: str) -> str:
-    """A URL as the manifest records it: no user info, the query replaced by its hash.
-
-    Signed links carry their secret in the query string, which must never reach a
-    file or a log; its hash still tells two links to the same path apart.
-
-    Examples
-    --------
-    >>> safe_source("https://user:pw@cdn.example/a.jpg?X-Signature=abc")
-    'https://cdn.example/a.jpg#query-sha256=99178e95fc5a613b'
-    >>> safe_source("https://cdn.example/a.jpg")
-    'https://cdn.example/a.jpg'
-    """
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    clean = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    if parts.query:
-        digest = hashlib.sha256(parts.query.encode("utf-8")).hexdigest()[:16]
-        clean += f"#query-sha256={digest}"
-    return clean
-
-
-def is_url(text: str) -> bool:
-    """Whether ``text`` is an ``http://`` or ``https://`` URL.
-
-    Examples
-    --------
-    >>> is_url("https://example.com/a.jpg"), is_url("photos/a.jpg")
-    (True, False)
-    """
-    return text[:8].lower().startswith(("http://", "https://"))
 
 
 def _has_magic(text: str) -> bool:

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
-from ..engines.replay import REPLAY_DIR_ENV
+from ..contract import KEY_ENV, REPLAY_DIR_ENV, URL_ENV, check_options
 from ..errors import (
     ConfigurationError,
     EngineUnavailableError,
     FileTooLargeError,
     install_hint,
 )
-from ..result import RESULT_NAME, SegmentationResult, check_options, segment_with_engine
+from ..result import RESULT_NAME, SegmentationResult, segment_with_engine
 from .discover import BatchItem
 from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
 
@@ -90,7 +90,7 @@ def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -
         # without a key the local engine is the only one that needs nothing more
         raise EngineUnavailableError(
             "No API key is configured and the local engine is not installed. Set "
-            "CLOTHSEG_API_KEY (and CLOTHSEG_BASE_URL) to use the service, or install the "
+            f"{KEY_ENV} (and {URL_ENV}) to use the service, or install the "
             f"offline engine with: {install_hint('local')}"
         )
     return name
@@ -218,15 +218,15 @@ def make_segmenter(
         if max_retries is not None:
             kwargs["max_retries"] = max_retries
         # a missing key or address stops the batch before it starts, not item by item
-        if not (api_key or os.environ.get("CLOTHSEG_API_KEY")):
+        if not (api_key or os.environ.get(KEY_ENV)):
             raise ConfigurationError(
-                "The remote backend needs an API key: pass --api-key or set CLOTHSEG_API_KEY "
+                f"The remote backend needs an API key: pass --api-key or set {KEY_ENV} "
                 "(or choose --engine local)."
             )
-        if not (base_url or os.environ.get("CLOTHSEG_BASE_URL")):
+        if not (base_url or os.environ.get(URL_ENV)):
             raise ConfigurationError(
                 "The remote backend needs the service's address: pass --base-url or set "
-                "CLOTHSEG_BASE_URL (for the local server: clothseg serve)."
+                f"{URL_ENV} (for the local server: clothseg serve)."
             )
         return _RemoteSegmenter(Client(**kwargs), api_options, timeout=timeout)
     if backend == "replay":
@@ -382,7 +382,7 @@ def segment_batch(
     )
     if isinstance(engine, str) or engine is None:
         backend: str | Engine = choose_backend(
-            engine, api_key=api_key or os.environ.get("CLOTHSEG_API_KEY")
+            engine, api_key=api_key or os.environ.get(KEY_ENV)
         )
     else:
         backend = engine

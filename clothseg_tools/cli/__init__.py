@@ -14,7 +14,7 @@ import logging
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ..errors import install_hint
 from ._common import ClothsegGroup
 from .export import coco_command, export_command, import_labels_command

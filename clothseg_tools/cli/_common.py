@@ -17,12 +17,14 @@ from typing import Any, TypeVar
 import click
 
 from ..batch.runner import BatchSummary
+from ..contract import OPTION_NAMES, OPTIONS
 from ..errors import ClothsegError, ConfigurationError
 
 __all__ = [
     "CliError",
     "ClothsegGroup",
     "TqdmProgress",
+    "api_option_flags",
     "batch_options",
     "finish_batch",
     "resume_command",
@@ -32,6 +34,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: How many failures a summary lists by name before it points to the manifest.
 _LIST_FAILURES = 10
+
+
+def _option_type(name: str) -> click.ParamType:
+    allowed = OPTIONS[name].allowed
+    if allowed == tuple(range(allowed[0], allowed[-1] + 1)):
+        return click.IntRange(allowed[0], allowed[-1])
+    return click.Choice([str(v) for v in allowed])
+
+
+def api_option_flags(func: F) -> F:
+    """``--class-type``, ``--output-type`` ...: one flag per option of the contract's table.
+
+    Each flag's values, default and help come from :data:`clothseg_tools.contract.OPTIONS`,
+    and the command receives the value as an int.
+    """
+    for name in reversed(OPTION_NAMES):
+        spec = OPTIONS[name]
+        func = click.option(
+            f"--{name.replace('_', '-')}",
+            name,
+            type=_option_type(name),
+            default=spec.default,
+            show_default=True,
+            callback=lambda _ctx, _param, value: None if value is None else int(value),
+            help=f"{spec.describe()}.",
+        )(func)
+    return func
 
 
 class CliError(click.ClickException):

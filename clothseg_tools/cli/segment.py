@@ -9,7 +9,8 @@ import click
 from ..batch import discover_inputs, read_manifest
 from ..batch.manifest import manifest_path
 from ..batch.segment import BACKENDS, segment_batch
-from ._common import TqdmProgress, batch_options, finish_batch
+from ..contract import KEY_ENV, URL_ENV
+from ._common import TqdmProgress, api_option_flags, batch_options, finish_batch
 
 __all__ = ["segment_command"]
 
@@ -38,44 +39,17 @@ __all__ = ["segment_command"]
 )
 @click.option(
     "--api-key",
-    envvar="CLOTHSEG_API_KEY",
+    envvar=KEY_ENV,
     show_envvar=True,
     help="API key of the service (selects the remote backend).",
 )
 @click.option(
     "--base-url",
-    envvar="CLOTHSEG_BASE_URL",
+    envvar=URL_ENV,
     show_envvar=True,
     help="Base URL of the service.",
 )
-@click.option(
-    "--class-type",
-    type=click.IntRange(1, 4),
-    default=1,
-    show_default=True,
-    help="1 clothing, 2 fashion, 3 portrait, 4 all classes.",
-)
-@click.option(
-    "--output-type",
-    type=click.IntRange(1, 3),
-    default=1,
-    show_default=True,
-    help="1 class masks, 2 per-garment parts, 3 both.",
-)
-@click.option(
-    "--detail-mode",
-    type=click.IntRange(1, 2),
-    default=1,
-    show_default=True,
-    help="1 regular, 2 ultra-high detail.",
-)
-@click.option(
-    "--quality",
-    type=click.IntRange(1, 2),
-    default=1,
-    show_default=True,
-    help="1 regular, 2 high precision.",
-)
+@api_option_flags
 @click.option(
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),

@@ -59,8 +59,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import limits
+from ..contract import is_url, redact_url
 from ..errors import MaskDecodeError, ShapeMismatchError
-from ._http import DEFAULT_TIMEOUT, EXPIRED_STATUSES, default_session, download, redact_url
+from ._http import DEFAULT_TIMEOUT, EXPIRED_STATUSES, default_session, download
 from ._image import (
     IMAGE_FORMATS,
     MASK_FORMATS,
@@ -300,7 +301,7 @@ def _open_value(
         )
     text = value.strip()
     head = text[:8].lower()
-    if head.startswith(("http://", "https://")):
+    if is_url(text):
         what = f"{label} ({redact_url(text)})"
         data = download(text, session=session, timeout=timeout, max_bytes=max_bytes, what=label)
         return _Opened(_open_mask(data, what, max_pixels), what)

@@ -13,6 +13,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
+from ..contract import redact_url
 from ..errors import (
     APIConnectionError,
     APITimeoutError,
@@ -35,27 +36,6 @@ DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 
 _DOWNLOAD_CHUNK = 256 * 1024
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` without its query string, fragment and credentials.
-
-    Signed result links carry their token in the query string; this is the only
-    form of a URL the library puts in messages and logs.
-
-    Examples
-    --------
-    >>> redact_url("https://user:pw@cdn.example.com/m/tops.png?X-Amz-Signature=abc#x")
-    'https://cdn.example.com/m/tops.png'
-    """
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-    except ValueError:
-        return "<unparsable URL>"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 _session_lock = threading.Lock()
@@ -89,7 +69,7 @@ def _new_session() -> requests.Session:
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    from .. import __version__
+    from .._version import __version__
 
     retry = Retry(
         total=3,

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..contract import KEY_ENV
 from ..errors import ConfigurationError, EngineUnavailableError, install_hint
 from .base import Engine, EngineOutput
 
@@ -87,7 +88,7 @@ def _unavailable(name: str, exc: ImportError) -> str:
                 f"{oldest[0]}.{oldest[1]} to {newest[0]}.{newest[1]} only; this is Python "
                 f"{here[0]}.{here[1]}. Run it on one of those Pythons, or use another engine: "
                 "'onnx' with a human-parsing model, 'replay' with recorded results, or the "
-                "service (set CLOTHSEG_API_KEY)."
+                f"service (set {KEY_ENV})."
             )
     return (
         f"The {name!r} engine needs packages that are not installed ({missing}). "

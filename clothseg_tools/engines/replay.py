@@ -52,6 +52,7 @@ import numpy.typing as npt
 
 from .. import limits
 from ..classes import CLASSES
+from ..contract import REPLAY_DIR_ENV
 from ..errors import ConfigurationError, EngineError, NoRecordError
 from ..masks import MaskSet
 from .base import Engine, EngineOutput
@@ -60,8 +61,6 @@ __all__ = ["REPLAY_DIR_ENV", "ReplayEngine", "record", "replay_key"]
 
 logger = logging.getLogger("clothseg_tools")
 
-#: Environment variable naming the replay directory when none is passed.
-REPLAY_DIR_ENV = "CLOTHSEG_REPLAY_DIR"
 
 #: Name of the per-garment sub-folder of a MaskSet record.
 PARTS_DIR = "parts"

@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from .. import __version__
+from .._version import __version__
+from ..contract import ENDPOINT, KEY_HEADER
 from ..engines import default_engine_name, get_engine
 from ..errors import InputError
 from .controls import RAW_SEND_KEY, FaultMiddleware, request_fault
@@ -40,8 +41,8 @@ __all__ = ["TASKS_PATH", "create_app"]
 
 logger = logging.getLogger("clothseg_tools.server")
 
-#: Path of the create endpoint; a task is ``TASKS_PATH/{task_id}``.
-TASKS_PATH = "/api/tasks/visual/clothing-segmentation"
+#: Path of the create endpoint; a task is ``TASKS_PATH/{task_id}`` (the contract's).
+TASKS_PATH = ENDPOINT
 
 _MEDIA_TYPES = {".png": "image/png", ".zip": "application/zip"}
 
@@ -200,14 +201,14 @@ class _ServerState:
 
     def check_key(self, key: str | None) -> None:
         if not key:
-            raise ApiProblem(401, "Missing API key: send it in the X-API-KEY header.")
+            raise ApiProblem(401, f"Missing API key: send it in the {KEY_HEADER} header.")
         given = key.encode("utf-8")
         # compare with every key, without stopping early, so timing tells nothing
         ok = False
         for known in self.keys:
             ok |= hmac.compare_digest(given, known)
         if not ok:
-            raise ApiProblem(401, "The API key in X-API-KEY is not valid; check it.")
+            raise ApiProblem(401, f"The API key in {KEY_HEADER} is not valid; check it.")
 
     def base_url(self, request: Request) -> str:
         return (self.settings.public_url or str(request.base_url)).rstrip("/")
@@ -272,7 +273,7 @@ class _ServerState:
         )
 
 
-_api_key_header = APIKeyHeader(name="X-API-KEY", auto_error=False, description="Your API key.")
+_api_key_header = APIKeyHeader(name=KEY_HEADER, auto_error=False, description="Your API key.")
 
 
 def _add_api_routes(app: FastAPI, state: _ServerState) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from ..contract import SERVER_KEYS_ENV
+
 __all__ = ["serve_command"]
 
 _TOKEN = re.compile(r"([?&]sig=)[^&\s\"]+")
@@ -103,7 +105,7 @@ def _scalar(text: str) -> Any:
     "api_keys",
     multiple=True,
     metavar="KEY",
-    help="Accepted API key (repeatable); also CLOTHSEG_SERVER_KEYS=key1,key2.",
+    help=f"Accepted API key (repeatable); also {SERVER_KEYS_ENV}=key1,key2.",
 )
 @click.option(
     "--workers", default=2, show_default=True, type=click.IntRange(1), help="Engine worker threads."

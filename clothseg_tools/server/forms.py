@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
@@ -20,7 +19,8 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from .. import limits
+from .. import contract, limits
+from ..errors import InvalidRequestError
 from .responses import ApiProblem
 
 __all__ = ["FIELDS_LIMIT", "MULTIPART_LIMIT", "OPTIONS", "CreateRequest", "read_create_request"]
@@ -34,13 +34,9 @@ MULTIPART_LIMIT = limits.MAX_FILE_BYTES + MULTIPART_OVERHEAD
 #: Largest body without a file (form fields or JSON).
 FIELDS_LIMIT = 64 * 1024
 
-#: Option name -> (accepted values, default), as in API.md.
+#: Option name -> (accepted values, default), read from the contract's option table.
 OPTIONS: dict[str, tuple[tuple[int, ...], int]] = {
-    "sync": ((0, 1), 0),
-    "detail_mode": ((1, 2), 1),
-    "output_type": ((1, 2, 3), 1),
-    "quality": ((1, 2), 1),
-    "class_type": ((1, 2, 3, 4), 1),
+    name: (spec.allowed, spec.default) for name, spec in contract.OPTIONS.items()
 }
 
 
@@ -212,27 +208,7 @@ async def _parse_fields(fields: Mapping[str, Any]) -> CreateRequest:
 
 
 def _option(raw: Any, name: str) -> int:
-    allowed, default = OPTIONS[name]
-    choices = ", ".join(str(v) for v in allowed)
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return default
-    value: float = math.nan
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        value = float(raw)
-    elif isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            value = math.nan
-    if math.isfinite(value) and value == int(value) and int(value) in allowed:
-        return int(value)
-    shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
-    return _bad_option(name, shown, choices)
-
-
-def _bad_option(name: str, shown: str, choices: str) -> int:
-    raise ApiProblem(
-        400,
-        f"{name} must be one of {choices} (as a number or a numeric string), got {shown}; "
-        "see the API reference for what each value means.",
-    )
+    try:
+        return contract.parse_option(name, raw)
+    except InvalidRequestError as exc:
+        raise ApiProblem(400, str(exc)) from None

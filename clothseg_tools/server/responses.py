@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
+from ..contract import KEY_HEADER
 from .store import STATE_FAILED, STATE_QUEUED, STATE_SUCCEEDED, TaskRecord
 from .worker import ZIP_NAME
 
@@ -95,7 +96,7 @@ class ErrorResponse(BaseModel):
 
 _ERROR_TEXT = {
     400: "Bad parameters: no image or two, an option outside its values, an unusable image_url.",
-    401: "Missing or wrong X-API-KEY.",
+    401: f"Missing or wrong {KEY_HEADER}.",
     404: "Unknown or expired task id.",
     413: "Image over 20 MB.",
     415: "Image format not accepted.",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .. import limits
+from ..contract import SERVER_KEYS_ENV
 from ..errors import ConfigurationError
 
 __all__ = [
@@ -267,7 +268,7 @@ class ServerSettings:
         if not keys:
             raise ConfigurationError(
                 "The server needs at least one API key: pass --api-key KEY or set "
-                "CLOTHSEG_SERVER_KEYS=key1,key2."
+                f"{SERVER_KEYS_ENV}=key1,key2."
             )
         object.__setattr__(self, "api_keys", keys)
         object.__setattr__(self, "engine_options", dict(self.engine_options))
@@ -317,6 +318,6 @@ class ServerSettings:
     @classmethod
     def from_options(cls, *, api_keys: Sequence[str] = (), **options: Any) -> ServerSettings:
         """Build settings, adding keys from ``CLOTHSEG_SERVER_KEYS`` (comma-separated)."""
-        env_keys = [k.strip() for k in os.environ.get("CLOTHSEG_SERVER_KEYS", "").split(",")]
+        env_keys = [k.strip() for k in os.environ.get(SERVER_KEYS_ENV, "").split(",")]
         keys = tuple(dict.fromkeys([*api_keys, *(k for k in env_keys if k)]))
         return cls(api_keys=keys, **options)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_bytes
+from ..contract import STATE_FAILED, STATE_PROCESSING, STATE_QUEUED, STATE_SUCCEEDED
 
 __all__ = [
     "STATE_FAILED",
@@ -52,11 +53,6 @@ __all__ = [
 
 logger = logging.getLogger("clothseg_tools.server")
 
-#: ``data.state`` values: 1 succeeded, > 1 processing (queued, then running), < 0 failed.
-STATE_SUCCEEDED = 1
-STATE_QUEUED = 2
-STATE_PROCESSING = 3
-STATE_FAILED = -1
 
 #: How long the ids of expired tasks are remembered (to answer 410, not 404, for links).
 TOMBSTONE_SECONDS = 86400.0

@@ -4,6 +4,9 @@
   in the hierarchy, its HTTP status, its docstring and a real message produced by
   running the library (:mod:`error_examples`). The build fails when an error class has
   no section, a section names no error class, or an example raises another class.
+- ``<!-- option-table -->`` on any page: the request options from the contract's table
+  (:data:`clothseg_tools.contract.OPTIONS`); ``<!-- option-table: NAME -->`` gives one
+  option's values.
 - ``reference/api/index.md``: a table of every name ``clothseg_tools`` exports, each
   linked to its reference entry; strict mode fails the build when one is not rendered.
 """
@@ -25,11 +28,12 @@ import error_examples
 from griffe_rst import ROLE_RE
 
 import clothseg_tools
-from clothseg_tools import errors
+from clothseg_tools import contract, errors
 from clothseg_tools.batch import InputNotFoundError
 
 TREE_MARKER = "<!-- error-tree -->"
 NAMES_MARKER = "<!-- public-names -->"
+OPTIONS_RE = re.compile(r"<!-- option-table(?:: (?P<name>\w+))? -->")
 HEADING_RE = re.compile(r"^### (?P<name>[A-Za-z]+Error)\s*$", re.MULTILINE)
 STATUS_CODES = (400, 401, 403, 404, 413, 415, 422, 429, 500, 502, 503, 504)
 
@@ -154,8 +158,30 @@ def public_names() -> str:
     return "\n".join(rows)
 
 
+def option_table(name: str | None = None) -> str:
+    """The contract's options as a Markdown table (or one option's values)."""
+    if name is not None:
+        if name not in contract.OPTIONS:
+            raise PluginError(f"option-table names {name!r}, not an option of the contract.")
+        spec = contract.OPTIONS[name]
+        rows = [f"| `{name}` | meaning |", "| --- | --- |"]
+        for value, text in spec.values.items():
+            default = " (default)" if value == spec.default else ""
+            rows.append(f"| {value}{default} | {text} |")
+        return "\n".join(rows)
+    rows = ["| option | chooses | values |", "| --- | --- | --- |"]
+    for spec in contract.OPTIONS.values():
+        values = "; ".join(
+            f"{v}{' (default)' if v == spec.default else ''}: {text}"
+            for v, text in spec.values.items()
+        )
+        rows.append(f"| `{spec.name}` | {spec.meaning} | {values} |")
+    return "\n".join(rows)
+
+
 def on_page_markdown(markdown: str, *, page: Any, **kwargs: Any) -> str:
     """Generate the pages' marked parts."""
+    markdown = OPTIONS_RE.sub(lambda m: option_table(m["name"]), markdown)
     uri = page.file.src_uri
     if uri == "troubleshooting.md":
         return troubleshooting(markdown)
