@@ -23,6 +23,9 @@ contain the API key or a signed URL's query string.
     │   └── LabelFormatError               a labeling tool's file that cannot be read
     ├── MaskZipError (ValueError)          a per-garment ZIP that cannot be read
     │   └── UnsafeZipError                 path tricks, too many entries, zip bombs
+    ├── LabelSetError (ValueError)         an unknown or malformed label set, a parsing
+    │   │                                  map value outside its label set
+    │   └── LabelSetMatchError             a model's label names match no known set
     ├── ResultExpiredError                 result link or task past its hour
     ├── EngineError                        a segmentation engine failed
     │   └── NoRecordError                  the replay engine has no record of an image
@@ -68,6 +71,8 @@ __all__ = [
     "InputError",
     "InvalidRequestError",
     "LabelFormatError",
+    "LabelSetError",
+    "LabelSetMatchError",
     "MaskDecodeError",
     "MaskZipError",
     "NoRecordError",
@@ -198,6 +203,24 @@ class MaskZipError(ClothsegError, ValueError):
 
 class UnsafeZipError(MaskZipError):
     """A ZIP was refused: path tricks, too many entries, or a decompression bomb."""
+
+
+class LabelSetError(ClothsegError, ValueError):
+    """A label set that is unknown or malformed, or a parsing map that does not fit it."""
+
+
+class LabelSetMatchError(LabelSetError):
+    """A model's label names match no registered label set.
+
+    Attributes
+    ----------
+    closest : tuple of LabelSet
+        The registered sets nearest to the names, best first.
+    """
+
+    def __init__(self, message: str, *, closest: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.closest = closest
 
 
 class ResultExpiredError(ClothsegError):
