@@ -19,6 +19,7 @@ contain the API key or a signed URL's query string.
     │   ├── ImageTooLargeError             over 4096 x 4096 pixels          (422)
     │   ├── ImageDecodeError               bytes that do not decode         (422)
     │   └── InvalidRequestError            no or two image sources, bad option (400)
+    ├── KeypointError (ValueError)         pose keypoints missing or malformed
     ├── MaskDecodeError (ValueError)       a mask value that does not decode
     │   └── LabelFormatError               a labeling tool's file that cannot be read
     ├── MaskZipError (ValueError)          a per-garment ZIP that cannot be read
@@ -70,6 +71,7 @@ __all__ = [
     "ImageTooLargeError",
     "InputError",
     "InvalidRequestError",
+    "KeypointError",
     "LabelFormatError",
     "LabelSetError",
     "LabelSetMatchError",
@@ -173,6 +175,10 @@ class InvalidRequestError(InputError):
     an option outside its documented values."""
 
     status = 400
+
+
+class KeypointError(ClothsegError, ValueError):
+    """Pose keypoints that a rule needs are missing or not in a known layout."""
 
 
 class MaskDecodeError(ClothsegError, ValueError):
