@@ -149,7 +149,10 @@ def _photo_of(source: Any, base: Path | None = None) -> Path | None:
     return None
 
 
-def _read_folder(folder: Path, name: str) -> ExportItem:
+def _read_folder(folder: Path, name: str, parent: str = ".") -> ExportItem:
+    """One saved result. ``parent`` is its folder's parent below the results root: the
+    photo's file name keeps it, so same-named photos of different folders stay apart
+    (``shop1/shirt.jpg``), as ``clothseg segment`` mirrors the input tree."""
     meta_path = folder / RESULT_NAME
     if not meta_path.is_file():
         raise FileNotFoundError(
@@ -165,9 +168,10 @@ def _read_folder(folder: Path, name: str) -> ExportItem:
     masks = MaskSet.load(folder)
     parts = MaskSet.load(folder / PARTS_DIR) if (folder / PARTS_DIR).is_dir() else None
     source = meta.get("source")
+    file_name = file_name_of(source, folder.name)
     return ExportItem(
         name,
-        file_name_of(source, folder.name),
+        file_name if parent == "." else f"{parent}/{file_name}",
         masks,
         parts,
         wh,
@@ -244,7 +248,8 @@ def iter_items(results: Any) -> Iterator[ExportItem]:
     seen: set[str] = set()
     if isinstance(results, (str, os.PathLike)):
         for folder, name in _folders(Path(results)):
-            yield _read_folder(folder, _unique(name, seen))
+            parent = PurePosixPath(name).parent.as_posix() if "/" in name else "."
+            yield _read_folder(folder, _unique(name, seen), parent)
         return
     for entry in results:
         if isinstance(entry, (str, os.PathLike)):

@@ -73,6 +73,18 @@ _SUPERCATEGORY = {
 }
 
 
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name`` with ``-2``, ``-3``... before its extension when an earlier
+    image of the file already has it (COCO tools look images up by file name)."""
+    stem, ext = os.path.splitext(name)
+    candidate, n = name, 1
+    while candidate.casefold() in taken:
+        n += 1
+        candidate = f"{stem}-{n}{ext}"
+    taken.add(candidate.casefold())
+    return candidate
+
+
 def _segmentation(
     mask: npt.NDArray[np.bool_], encoding: str, tolerance: float
 ) -> tuple[Any, int, list[float]]:
@@ -105,7 +117,10 @@ def export_coco(
         ``result.json`` whose ``source`` gives the image's file name), a folder that
         holds such folders (read in natural order), or ``(file_name, MaskSet)`` /
         ``(file_name, MaskSet, parts)`` tuples, or ``SegmentationResult`` objects.
-        Folders are read one at a time, so any number fits in memory.
+        Folders are read one at a time, so any number fits in memory. Below a folder
+        of results, an image's ``file_name`` is its photo's name under the result's
+        relative folder (``shop1/shirt.jpg``), as ``clothseg segment`` mirrors the
+        input tree; a name an earlier image already has gets ``-2``, ``-3``... added.
     path
         The JSON file to write (atomically; compact JSON).
     mode
@@ -153,10 +168,12 @@ def export_coco(
     category_id = {c: i + 1 for i, c in enumerate(CLASSES)}
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
+    taken: set[str] = set()
     for image_id, item in enumerate(iter_items(results), start=1):
         item.check()
         h, w = item.masks.shape
-        images.append({"id": image_id, "file_name": item.file_name, "width": w, "height": h})
+        file_name = _unique(item.file_name, taken)
+        images.append({"id": image_id, "file_name": file_name, "width": w, "height": h})
         pairs = (
             semantic_masks(item, level, priority)
             if mode == "semantic"
