@@ -571,7 +571,7 @@ def test_coco_reader_agrees_with_pycocotools(tmp_path):
     items = {i.name: i for i in read_coco(path, images=tmp_path / "photos")}
     assert items["p0"].photo == tmp_path / "photos" / "p0.png"
     for img in coco.imgs.values():
-        item = items[Path(img["file_name"]).stem]
+        item = items[img["file_name"].rsplit(".", 1)[0]]  # nested/p2.png -> nested/p2
         union: dict[str, np.ndarray] = {}
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=[img["id"]])):
             name = coco.cats[ann["category_id"]]["name"]
