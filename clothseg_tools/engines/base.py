@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..masks import MaskSet
+from ..parsing import Parsing
 
 __all__ = ["Engine", "EngineOutput"]
 
@@ -42,11 +43,15 @@ class EngineOutput(NamedTuple):
     notes : tuple of str
         Plain-language remarks a user should see (``"no person found"``, ``"2 people
         found; segmented the most prominent"``).
+    parsing : Parsing or None
+        The fine label map (arms, legs, neck...) when the engine has one (the ``onnx``
+        engine), at the image's (H, W); ``None`` otherwise.
     """
 
     masks: MaskSet
     parts: dict[str, npt.NDArray[np.uint8]]
     notes: tuple[str, ...] = ()
+    parsing: Parsing | None = None
 
 
 class Engine(abc.ABC):
@@ -101,6 +106,11 @@ class Engine(abc.ABC):
             raise AssertionError(
                 f"engine {self.name!r} returned masks of shape {out.masks.shape} for an "
                 f"image of shape {image.shape[:2]}"
+            )
+        if out.parsing is not None and out.parsing.shape != image.shape[:2]:
+            raise AssertionError(
+                f"engine {self.name!r} returned a parsing of shape {out.parsing.shape} for "
+                f"an image of shape {image.shape[:2]}"
             )
         return out
 
