@@ -11,8 +11,8 @@ Examples
 >>> from clothseg_tools import MaskSet
 >>> out = EngineOutput(MaskSet({}, shape=(2, 2)), {})
 >>> masks, parts = out.masks, out.parts
->>> out.notes
-()
+>>> out.notes, out.keypoints
+((), None)
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ class EngineOutput(NamedTuple):
     notes : tuple of str
         Plain-language remarks a user should see (``"no person found"``, ``"2 people
         found; segmented the most prominent"``).
+    keypoints : dict of str to (float, float), or None
+        Pose keypoints of the person segmented, ``(x, y)`` in the source image's pixels,
+        by MediaPipe / COCO name (``"left_wrist"``, ``"right_hip"`` ...), only the
+        points the engine saw; ``None`` when the engine has no pose. Try-on masks
+        (``tryon_mask(..., keypoints=...)``) read them.
     parsing : Parsing or None
         The fine label map (arms, legs, neck...) when the engine has one (the ``onnx``
         engine), at the image's (H, W); ``None`` otherwise.
@@ -51,6 +56,7 @@ class EngineOutput(NamedTuple):
     masks: MaskSet
     parts: dict[str, npt.NDArray[np.uint8]]
     notes: tuple[str, ...] = ()
+    keypoints: dict[str, tuple[float, float]] | None = None
     parsing: Parsing | None = None
 
 
