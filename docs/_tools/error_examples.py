@@ -235,6 +235,7 @@ def _label_format(ctx: Context) -> None:
     (root / "labels" / "a.txt").write_text("4 0.1 0.1 0.9 0.1 0.5 0.9\n4 0.5 0.5 0.2 0.2\n")
     list(cst.read_yolo(root))
 
+
 @example("ModelError", 'get_engine("onnx", model="models/segformer_b2_clothes/")')
 def _model_error(ctx: Context) -> None:
     cst.get_engine("onnx", model="models/segformer_b2_clothes/")
