@@ -24,11 +24,16 @@ from __future__ import annotations
 
 from .discover import (
     BatchItem,
+    Discovery,
     InputNotFoundError,
+    SkippedInput,
     assign_keys,
     discover_inputs,
     discover_results,
     is_url,
+    no_results_message,
+    require_results,
+    scan_inputs,
 )
 from .manifest import MANIFEST_NAME, Manifest, manifest_path, read_manifest, read_manifests
 from .runner import (
@@ -63,6 +68,7 @@ __all__ = [
     "BatchOptions",
     "BatchSummary",
     "Executor",
+    "Discovery",
     "InputNotFoundError",
     "ItemOutput",
     "Job",
@@ -73,17 +79,21 @@ __all__ = [
     "RateLimiter",
     "Shard",
     "ShardState",
+    "SkippedInput",
     "assign_keys",
     "discover_inputs",
     "discover_results",
     "file_checksums",
     "is_url",
     "manifest_path",
+    "no_results_message",
     "plan_job",
     "read_manifest",
     "read_manifests",
     "run_item",
+    "require_results",
     "run_job",
+    "scan_inputs",
     "sha256_file",
     "shard_states",
 ]

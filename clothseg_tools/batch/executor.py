@@ -39,6 +39,7 @@ __all__ = [
     "Limiter",
     "LocalExecutor",
     "file_checksums",
+    "now_iso",
     "run_item",
     "sha256_file",
 ]
@@ -124,7 +125,8 @@ class Job:
         return manifest_path(self.out_dir, self.manifest_name or self.command)
 
 
-def _now() -> str:
+def now_iso() -> str:
+    """The time now in UTC, as manifest lines record it (``finished_at``)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -167,8 +169,29 @@ def run_item(
             fingerprint=fingerprint,
         )
     record["options"] = dict(options)
-    record["finished_at"] = _now()
+    record["finished_at"] = now_iso()
+    _log(job, item, record)
     return record
+
+
+def _log(job: Job, item: BatchItem, record: Mapping[str, Any]) -> None:
+    if record["status"] == "done":
+        stages = ", ".join(f"{k} {v:.3f}" for k, v in record["timings"].items())
+        logger.info(
+            "%s %s: done in %.3f s%s",
+            job.command,
+            item.key,
+            record["seconds"],
+            f" ({stages})" if stages else "",
+        )
+    else:
+        logger.info(
+            "%s %s: failed in %.3f s: %s",
+            job.command,
+            item.key,
+            record["seconds"],
+            record["error"]["type"],
+        )
 
 
 def _safe_fingerprint(job: Job, item: BatchItem) -> str | None:

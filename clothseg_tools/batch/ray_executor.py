@@ -36,7 +36,7 @@ from typing import Any
 from .._pool import RateLimiter
 from ..errors import ConfigurationError
 from .discover import BatchItem
-from .executor import Executor, Job, _now, run_item
+from .executor import Executor, Job, now_iso, run_item
 from .manifest import Manifest
 
 __all__ = ["DEFAULT_CHUNK", "RayExecutor", "WorkerLostError"]
@@ -388,5 +388,5 @@ class _Pool:
             "checksums": {},
             "fingerprint": fingerprint,
             "options": self.options,
-            "finished_at": _now(),
+            "finished_at": now_iso(),
         }

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -52,6 +53,7 @@ from .executor import (
     Limiter,
     LocalExecutor,
     file_checksums,
+    now_iso,
     run_item,
     sha256_file,
 )
@@ -73,7 +75,9 @@ __all__ = [
     "Plan",
     "Progress",
     "RateLimiter",
+    "available_cpus",
     "file_checksums",
+    "now_iso",
     "plan_job",
     "run_item",
     "run_job",
@@ -90,6 +94,25 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: Stopped by Ctrl-C before every item was reached (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask or cgroup share, at least 1).
+
+    CPU-bound work (the in-process engines, post-processing) gains nothing from more
+    threads than this: they only contend for the same cores.
+
+    Examples
+    --------
+    >>> available_cpus() >= 1
+    True
+    """
+    counter = getattr(os, "process_cpu_count", None)  # Python 3.13+: honours affinity
+    if counter is not None:
+        return max(1, counter() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 @dataclasses.dataclass
@@ -228,6 +251,10 @@ class BatchSummary:
         The manifest file.
     records : list of dict
         The manifest lines this run appended, in finishing order.
+    passed_over : list of dict
+        Files the batch's discovery passed over (not supported images), as their
+        manifest lines (``status`` ``"skipped"`` with a ``reason``); they do not
+        change :attr:`exit_code`.
     """
 
     command: str
@@ -242,6 +269,7 @@ class BatchSummary:
     seconds: float = 0.0
     manifest: Path = Path()
     records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    passed_over: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -273,6 +301,7 @@ class BatchSummary:
             ("failed", self.failed),
             ("failed before", self.failed_before),
             ("not started", self.not_started),
+            ("skipped (not an image)", len(self.passed_over)),
         ]
         width = 26
         lines += [f"  {label:<{width}}{n:>3}" for label, n in rows if n or label == "done"]

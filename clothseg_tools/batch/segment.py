@@ -28,18 +28,18 @@ from typing import TYPE_CHECKING, Any
 
 from .. import limits
 from ..contract import KEY_ENV, OPTION_NAMES, REPLAY_DIR_ENV, URL_ENV, Options
-from ..errors import (
-    ConfigurationError,
-    EngineUnavailableError,
-    FileTooLargeError,
-    install_hint,
-)
+from ..errors import ConfigurationError, FileTooLargeError
 from ..result import RESULT_NAME, SegmentationResult, segment_with_engine
-from .discover import BatchItem
+from ..segmentation import choose_engine
+from .discover import BatchItem, InputNotFoundError, SkippedInput
+from .manifest import Manifest, manifest_path, read_manifests
 from .runner import BatchOptions, BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
+from .shards import Shard, shard_of
 
 __all__ = [
     "BACKENDS",
+    "REMOTE_WORKERS",
+    "default_workers",
     "Segmenter",
     "choose_backend",
     "make_segmenter",
@@ -52,6 +52,10 @@ logger = logging.getLogger("clothseg_tools")
 #: Backend names ``--engine`` accepts (``auto`` picks one, see :func:`choose_backend`).
 BACKENDS = ("auto", "remote", "local", "replay")
 
+#: Default workers for the remote service: each one mostly waits on the network, so
+#: more of them than cores keep the service busy (the client's pool keeps 64 connections).
+REMOTE_WORKERS = 8
+
 if TYPE_CHECKING:
     from ..engines.base import Engine
 
@@ -59,10 +63,8 @@ Segmenter = Callable[[BatchItem], SegmentationResult]
 
 
 def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -> str:
-    """The backend a batch uses: ``engine`` when forced, else ``remote`` with a key.
-
-    Without a key the local engine is used; when it is not installed, the replay
-    engine only if ``CLOTHSEG_REPLAY_DIR`` names its records.
+    """The backend a batch uses: :func:`~clothseg_tools.segmentation.choose_engine`,
+    limited to :data:`BACKENDS`.
 
     Raises
     ------
@@ -76,25 +78,27 @@ def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -
     >>> choose_backend("auto", api_key="k"), choose_backend("replay", api_key="k")
     ('remote', 'replay')
     """
-    if engine not in (None, "auto"):
-        if engine not in BACKENDS:
-            raise ConfigurationError(
-                f"Unknown engine {engine!r}; choose one of {', '.join(BACKENDS)}."
-            )
-        return engine
-    if api_key:
-        return "remote"
-    from ..engines import default_engine_name
+    if engine not in (None, "auto") and engine not in BACKENDS:
+        raise ConfigurationError(f"Unknown engine {engine!r}; choose one of {', '.join(BACKENDS)}.")
+    return choose_engine(engine, api_key=api_key)
 
-    name = default_engine_name()
-    if name != "local" and not os.environ.get(REPLAY_DIR_ENV):
-        # without a key the local engine is the only one that needs nothing more
-        raise EngineUnavailableError(
-            "No API key is configured and the local engine is not installed. Set "
-            f"{KEY_ENV} (and {URL_ENV}) to use the service, or install the "
-            f"offline engine with: {install_hint('local')}"
-        )
-    return name
+
+def default_workers(backend: str) -> int:
+    """Workers that suit ``backend``: :data:`REMOTE_WORKERS` for the I/O-bound service,
+    else the cores available (an in-process engine is CPU-bound: more threads than
+    cores only make every image slower).
+
+    Examples
+    --------
+    >>> default_workers("remote")
+    8
+    >>> from clothseg_tools.batch.runner import available_cpus
+    >>> default_workers("local") == available_cpus()
+    True
+    """
+    from .runner import available_cpus
+
+    return REMOTE_WORKERS if backend == "remote" else available_cpus()
 
 
 def _read_source(item: BatchItem) -> bytes | str:
@@ -102,7 +106,14 @@ def _read_source(item: BatchItem) -> bytes | str:
     if not item.is_url:
         path = Path(item.source)
         # refuse before reading: a huge file must not be loaded just to be refused
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            if item.origin is None:
+                raise
+            raise InputNotFoundError(
+                f"{path} does not exist (listed in {item.origin}); correct or remove that line."
+            ) from None
         if size > limits.MAX_FILE_BYTES:
             raise FileTooLargeError(
                 f"{path.name} is {size / 2**20:.1f} MB; the service accepts files up to "
@@ -355,6 +366,7 @@ def segment_batch(
     engine_options: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    passed_over: Sequence[SkippedInput] = (),
     **settings: Any,
 ) -> BatchSummary:
     """Segment ``items`` into ``out_dir``, resuming an earlier run of the same batch.
@@ -370,7 +382,8 @@ def segment_batch(
         output_type, detail_mode, quality); default the contract's defaults.
     batch
         How the batch runs (:class:`~clothseg_tools.batch.BatchOptions`: workers,
-        resume, rate limit, shard, executor); default four workers on threads.
+        resume, rate limit, shard, executor); default threads, as many as
+        :func:`default_workers` gives for the backend.
     engine
         ``"auto"`` (remote with a key, else the default engine), ``"remote"``,
         ``"local"``, ``"replay"``, or an Engine instance (shared by all workers).
@@ -380,6 +393,12 @@ def segment_batch(
         In-process engine settings.
     progress, stop
         See :func:`~clothseg_tools.batch.runner.run_job`.
+    passed_over
+        Files discovery passed over (:attr:`Discovery.skipped
+        <clothseg_tools.batch.discover.Discovery.skipped>`): each gets a manifest line
+        with ``status`` ``"skipped"`` and its reason (in the part of the shard its path
+        falls to), and is listed in
+        :attr:`BatchSummary.passed_over <clothseg_tools.batch.runner.BatchSummary.passed_over>`.
     **settings
         Single fields of ``options`` or ``batch`` (``class_type=4``, ``workers=2``,
         ``shard="1/3"``, ``executor="ray"`` ...) replacing theirs.
@@ -424,15 +443,12 @@ def segment_batch(
     api = dataclasses.replace(
         options or Options(), **{k: v for k, v in settings.items() if k in OPTION_NAMES}
     )
-    run = dataclasses.replace(
-        batch or BatchOptions(workers=4),
-        **{k: v for k, v in settings.items() if k not in OPTION_NAMES},
-    )
+    run_settings = {k: v for k, v in settings.items() if k not in OPTION_NAMES}
+    if run_settings.get("workers", 0) is None:
+        del run_settings["workers"]  # None: the backend's default
     api_options = api.as_dict()
     if isinstance(engine, str) or engine is None:
-        backend: str | Engine = choose_backend(
-            engine, api_key=api_key or os.environ.get(KEY_ENV)
-        )
+        backend: str | Engine = choose_backend(engine, api_key=api_key or os.environ.get(KEY_ENV))
     else:
         backend = engine
     segmenter = make_segmenter(
@@ -447,6 +463,47 @@ def segment_batch(
     )
     try:
         job = segment_job(segmenter, out_dir, backend=segmenter.name, api_options=api_options)
-        return run_job(job, items, run, progress=progress, stop=stop)
+        run = dataclasses.replace(
+            batch or BatchOptions(workers=default_workers(segmenter.name)), **run_settings
+        )
+        skip_records = record_passed_over(job, passed_over, run.shard)
+        summary = run_job(job, items, run, progress=progress, stop=stop)
+        summary.passed_over = skip_records
+        return summary
     finally:
         segmenter.close()
+
+
+def record_passed_over(
+    job: Job, passed_over: Sequence[SkippedInput], shard: Shard | None = None
+) -> list[dict[str, Any]]:
+    """Write a ``"skipped"`` manifest line per file passed over; return the lines.
+
+    A file whose latest line already says skipped for the same reason is not written
+    again, so reruns do not grow the manifest. With ``shard``, only the files that fall
+    to it (by a hash of their path) are written, into its manifest part.
+    """
+    if shard is not None:
+        passed_over = [e for e in passed_over if shard_of(e.source, shard.count) == shard.index]
+    if not passed_over:
+        return []
+    from .runner import now_iso
+
+    name = job.manifest_name or job.command
+    latest = read_manifests(job.out_dir, name)
+    path = manifest_path(job.out_dir, name, shard.pair if shard is not None else None)
+    records = []
+    with Manifest(path) as manifest:
+        for entry in passed_over:
+            record = {
+                "source": entry.source,
+                "key": None,
+                "command": job.command,
+                "status": "skipped",
+                "reason": entry.reason,
+            }
+            old = latest.get(entry.source) or {}
+            if old.get("status") != "skipped" or old.get("reason") != entry.reason:
+                manifest.append({**record, "finished_at": now_iso()})
+            records.append(record)
+    return records

@@ -264,7 +264,8 @@ def _state(root: Path, command: str, shard: Shard) -> ShardState:
     part = manifest_path(root, command, shard.pair)
     records = read_manifest(part)
     done = sum(1 for r in records.values() if r.get("status") == "done")
-    result = ShardState(shard, "missing", done=done, failed=len(records) - done)
+    failed = sum(1 for r in records.values() if r.get("status") == "failed")
+    result = ShardState(shard, "missing", done=done, failed=failed)
     finished = _read_json(shard.marker(root, command, "done"))
     running = _read_json(shard.marker(root, command, "running"))
     if running is not None:

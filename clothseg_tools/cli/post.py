@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..batch import BatchOptions, Job, discover_results, run_job, shard_states
+from ..batch import BatchOptions, Job, require_results, run_job, shard_states
 from ..batch.coverage import stats_job, write_dataset_stats
 from ..batch.post import (
     DEFAULT_NAMES,
@@ -23,6 +23,7 @@ from ..batch.post import (
     parse_classes,
     parse_color,
 )
+from ..batch.runner import available_cpus
 from ._common import TqdmProgress, batch_options, finish_batch, scale_options
 
 __all__ = [
@@ -76,6 +77,7 @@ def run_post(
     results: Path,
     out_dir: Path | None,
     *,
+    workers: int | None,
     quiet: bool,
     **batch: Any,
 ) -> None:
@@ -85,14 +87,10 @@ def run_post(
     and scale options gave (workers, overwrite, retry_failed, shard, executor ...).
     """
     out = out_dir or results
-    items = discover_results(results)
-    if not items:
-        raise click.UsageError(
-            f"{results} holds no result folders (folders with result.json); "
-            "run 'clothseg segment' first."
-        )
+    items = require_results(results)
     job = build(out)
-    settings = BatchOptions(**batch)
+    # numpy work on whole masks: one thread per core, more only contend
+    settings = BatchOptions(workers=workers or available_cpus(), **batch)
     summary = run_job(
         job, items, settings, progress=TqdmProgress(command, quiet=quiet, unit="folder")
     )
