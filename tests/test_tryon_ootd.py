@@ -507,14 +507,17 @@ def test_lip_and_cihp_parsings_take_the_atr_roles_by_name(category):
     assert (got == ootd_run(lab, category, kp, neck=True)).all()
 
 
+FASHN_NAMES = {
+    "Upper-clothes": "top", "Sunglasses": "glasses", "Neck": "torso",
+    "Left-arm": "arms", "Right-arm": "arms", "Left-leg": "legs", "Right-leg": "legs",
+    "Left-shoe": "feet", "Right-shoe": "feet",
+}  # fmt: skip
+
+
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_fashn_arms_and_legs_without_a_side_are_split_by_the_skeleton(category):
     lab, _, kp = figure(Outfit("none", "shorts", bag=True, belt=True))
-    fashn = convert(lab, "fashn", {
-        "Upper-clothes": "top", "Sunglasses": "glasses", "Neck": "torso",
-        "Left-arm": "arms", "Right-arm": "arms", "Left-leg": "legs", "Right-leg": "legs",
-        "Left-shoe": "feet", "Right-shoe": "feet",
-    })  # fmt: skip
+    fashn = convert(lab, "fashn", FASHN_NAMES)
     labels, neck = _label_map(fashn, R.openpose_points(kp), R.WORK_SIZE, 128)
     small = R.resize_nearest(lab, R.WORK_SIZE)
     assert neck
@@ -567,3 +570,11 @@ def test_any_pose_keeps_the_fixed_labels_and_gives_one_solid_region(
     assert not m[np.isin(lab, (HAT, GLASSES, FACE, LSHOE, RSHOE, BAG))].any()
     assert label(m, connectivity=2).max() <= 1
     assert (R.fill_from_border(m) == m).all()
+
+
+def test_side_less_arms_fall_back_to_the_midline_without_both_limbs():
+    lab, _, kp = figure(Outfit("none", "pants", missing=(2, 3, 4)))  # right arm not found
+    fashn = convert(lab, "fashn", FASHN_NAMES)
+    labels, _ = _label_map(fashn, R.openpose_points(kp), R.WORK_SIZE, 128)
+    small = R.resize_nearest(lab, R.WORK_SIZE)
+    assert (labels[small == RARM] == RARM).all() and (labels[small == LARM] == LARM).all()
