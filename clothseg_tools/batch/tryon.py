@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import KeypointError
+from ..masks import MaskSet
+from ..parsing import Parsing
 from ..result import SegmentationResult
 from ..tryon import CATEGORIES
 from .discover import BatchItem
@@ -99,9 +101,11 @@ def tryon_job(
                     "--detect-pose."
                 )
         # the ootd rules read the fine label map when the engine made one (onnx, import)
-        fine = preset == "ootd" and result.parsing is not None
+        source: MaskSet | Parsing = result_masks(result)
+        if preset == "ootd" and result.parsing is not None:
+            source = result.parsing
         mask = tryon_mask(
-            result.parsing if fine else result_masks(result),
+            source,
             category,
             keypoints=keypoints,
             preset=preset,
