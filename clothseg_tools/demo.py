@@ -33,7 +33,9 @@ from .batch import BatchSummary, Progress, discover_inputs, discover_results, ru
 from .batch.coverage import stats_job, write_dataset_stats
 from .batch.post import cutout_job, labelmap_job, overlay_job
 from .batch.segment import segment_batch
+from .engines.replay import PARTS_DIR, ReplayEngine, record
 from .masks import MaskSet
+from .report import build_report
 
 if TYPE_CHECKING:
     from .engines.base import Engine
@@ -196,7 +198,6 @@ def replay_recordings(
     >>> all(engine.has_record(p.read_bytes()) for p in photos)
     True
     """
-    from .engines.replay import PARTS_DIR, record
 
     base = Path(photos_dir)
     for photo in photos:
@@ -256,7 +257,6 @@ def run_demo(
     EngineUnavailableError
         The local engine's extra is not installed (the message says how to install it).
     """
-    from .report import build_report
 
     base = Path(out)
     photos_dir, results = base / "photos", base / "results"
@@ -269,8 +269,6 @@ def run_demo(
     photos = sample_photos(photos_dir)
     replayed = engine == "local" and not _local_engine_installed()
     if replayed:
-        from .engines.replay import ReplayEngine
-
         say(REPLAY_NOTICE)
         engine = ReplayEngine(replay_recordings(photos_dir, photos, base / "replay"))
     items = discover_inputs([photos_dir])

@@ -34,7 +34,12 @@ import numpy.typing as npt
 from ._io import atomic_write_bytes
 from .batch.discover import BatchItem, discover_results
 from .batch.manifest import read_manifest
+from .batch.post import load_photo, result_masks, wearable_classes
 from .classes import CLASSES, class_color
+from .composite import cutout, overlay
+from .ops import merge, resize_mask
+from .result import SegmentationResult
+from .stats import Coverage, coverage, summarize
 
 __all__ = [
     "REPORT_FILES",
@@ -237,11 +242,6 @@ def _render_entry(
     item: BatchItem, index: int, files_dir: Path, page_dir: Path, thumb_size: int
 ) -> _Entry:
     """Load one result and write its pictures; problems are shown, never raised."""
-    from .batch.post import load_photo, result_masks, wearable_classes
-    from .composite import cutout, overlay
-    from .ops import merge, resize_mask
-    from .result import SegmentationResult
-    from .stats import coverage
 
     folder = Path(item.source)
     entry = _Entry(key=item.key, folder=folder)
@@ -376,7 +376,6 @@ def _entry_html(entry: _Entry, columns: Sequence[str]) -> str:
 
 
 def _charts(entries: Sequence[_Entry], columns: Sequence[str]) -> str:
-    from .stats import Coverage, summarize
 
     per_image = {
         e.key: {c: Coverage(0, f, None, None) for c, f in e.fractions.items()}

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from .. import limits
 from ..contract import is_url, safe_source
 from ..errors import ConfigurationError
-from ..result import PARTS_DIR, RESULT_NAME
+from ..result import PARTS_DIR, find_results
 
 __all__ = [
     "BatchItem",
@@ -323,7 +323,7 @@ def assign_keys(
 def discover_results(
     root: str | os.PathLike[str], *, exclude: Iterable[str | os.PathLike[str]] = ()
 ) -> list[BatchItem]:
-    """Every saved result folder (one holding ``result.json``) under ``root``.
+    """Every saved result folder under ``root`` (see :func:`clothseg_tools.result.find_results`).
 
     Parameters
     ----------
@@ -349,16 +349,7 @@ def discover_results(
             f"{os.fspath(root)!r} is not a folder; name the output folder of 'clothseg segment'."
         )
     base = base.resolve()
-    skip = {Path(p).resolve() for p in exclude}
-    items = []
-    for dirpath, dirnames, filenames in os.walk(base):
-        here = Path(dirpath)
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not d.startswith(".") and d != PARTS_DIR and (here / d) not in skip
-        )
-        if RESULT_NAME in filenames:
-            rel = here.relative_to(base).as_posix()
-            items.append(BatchItem(str(here), rel))
-    return sorted(items, key=lambda i: i.key)
+    return [
+        BatchItem(str(folder), folder.relative_to(base).as_posix())
+        for folder in find_results(base, exclude=exclude)
+    ]

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import logging
 import os
 import threading
@@ -45,6 +44,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._io import sha256_file
 from .discover import BatchItem
 from .manifest import Manifest, manifest_path, read_manifest
 
@@ -75,15 +75,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: Stopped by Ctrl-C before every item was reached (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_checksums(root: str | os.PathLike[str], relpaths: Iterable[str]) -> dict[str, str]:

@@ -16,7 +16,6 @@ folder only while it is intact.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -27,15 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 from .. import limits
 from ..contract import KEY_ENV, REPLAY_DIR_ENV, URL_ENV, check_options
+from ..decode import download
+from ..engines import default_engine_name, get_engine
 from ..errors import (
     ConfigurationError,
     EngineUnavailableError,
     FileTooLargeError,
     install_hint,
 )
-from ..result import RESULT_NAME, SegmentationResult, segment_with_engine
+from ..result import SegmentationResult, segment_with_engine
 from .discover import BatchItem
-from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
+from .runner import BatchSummary, ItemOutput, Job, Progress, run_job
 
 __all__ = [
     "BACKENDS",
@@ -83,7 +84,6 @@ def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -
         return engine
     if api_key:
         return "remote"
-    from ..engines import default_engine_name
 
     name = default_engine_name()
     if name != "local" and not os.environ.get(REPLAY_DIR_ENV):
@@ -108,7 +108,6 @@ def _read_source(item: BatchItem) -> bytes | str:
                 f"{limits.MAX_FILE_BYTES / 2**20:.0f} MB. Shrink or re-encode it."
             )
         return str(path)
-    from ..decode import download
 
     return download(item.location, max_bytes=limits.MAX_FILE_BYTES, what="image")
 
@@ -212,6 +211,7 @@ def make_segmenter(
         engine = backend
         return _EngineSegmenter(lambda: engine, engine.name or type(engine).__name__, api_options)
     if backend == "remote":
+        # lazy: the client pulls in requests
         from ..api import Client
 
         kwargs: dict[str, Any] = {"api_key": api_key, "base_url": base_url}
@@ -237,20 +237,9 @@ def make_segmenter(
             )
         if replay_dir is not None:
             options.setdefault("replay_dir", replay_dir)
-    from ..engines import get_engine
 
     name = backend
     return _EngineSegmenter(lambda: get_engine(name, **options), name, api_options)
-
-
-def _clear_leftovers(folder: Path) -> None:
-    """Remove temporary files a killed run left mid-write (they are never outputs)."""
-    for sub in (folder, folder / "parts"):
-        with contextlib.suppress(OSError):
-            for entry in sub.iterdir():
-                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                    with contextlib.suppress(OSError):
-                        entry.unlink()
 
 
 def _input_fingerprint(item: BatchItem) -> str | None:
@@ -283,11 +272,8 @@ def segment_job(
         result = segmenter(item)
         t1 = time.perf_counter()
         folder = out / item.key
-        _clear_leftovers(folder)
-        result.save(folder)
-        meta = json.loads((folder / RESULT_NAME).read_text(encoding="utf-8"))
-        checksums = {f"{item.key}/{name}": sha for name, sha in meta["checksums"].items()}
-        checksums[f"{item.key}/{RESULT_NAME}"] = sha256_file(folder / RESULT_NAME)
+        saved = result.save(folder)
+        checksums = {f"{item.key}/{name}": sha for name, sha in saved.files.items()}
         timings = dict(result.timings)
         timings.update(segment_total=t1 - t0, save=time.perf_counter() - t1)
         return ItemOutput(checksums=checksums, timings=timings, notes=tuple(result.notes))
@@ -381,9 +367,7 @@ def segment_batch(
         class_type=class_type, output_type=output_type, detail_mode=detail_mode, quality=quality
     )
     if isinstance(engine, str) or engine is None:
-        backend: str | Engine = choose_backend(
-            engine, api_key=api_key or os.environ.get(KEY_ENV)
-        )
+        backend: str | Engine = choose_backend(engine, api_key=api_key or os.environ.get(KEY_ENV))
     else:
         backend = engine
     segmenter = make_segmenter(

@@ -54,6 +54,7 @@ def coco_command(
     Categories are the twelve classes; images are named after their source photos.
     pycocotools' COCO(path) reads the file as it is.
     """
+    # lazy: keeps the clothseg command's start-up fast
     from ..export import export_coco
 
     path = export_coco(

@@ -48,6 +48,7 @@ def report_command(
     Per image: the photo, the overlay, the cutout and its coverage; the dataset's
     coverage charts; every failure with its reason. Viewable offline.
     """
+    # lazy: keeps the clothseg command's start-up fast
     from ..report import build_report
 
     page = build_report(
@@ -82,6 +83,7 @@ def demo_command(out: Path, workers: int, quiet: bool) -> None:
     the local engine (no API key needed), makes overlays, cutouts, label maps and
     statistics, and writes OUT/results/report.html.
     """
+    # lazy: keeps the clothseg command's start-up fast
     from ..demo import run_demo
     from ._common import TqdmProgress
 

@@ -58,6 +58,9 @@ class Engine(abc.ABC):
 
     #: Registry name (``"local"``, ``"replay"``...).
     name: str = ""
+    #: True for an engine that looks images up by their encoded file bytes (replay):
+    #: callers holding an in-memory array then encode it for this engine only.
+    keys_on_bytes: bool = False
 
     def segment(
         self,

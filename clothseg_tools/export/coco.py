@@ -48,17 +48,15 @@ import numpy.typing as npt
 
 from .._io import atomic_open
 from ..classes import CLASSES, LABEL_PRIORITY, canonical_class
-from ..errors import MaskDecodeError, ShapeMismatchError
+from ..errors import ShapeMismatchError
 from ..masks import MaskSet
+from ..result import RESULT_NAME, SegmentationResult, find_results
 from .polygons import mask_to_polygons
 from .rle import encode_rle, rle_area, rle_bbox
 
 __all__ = ["SEMANTIC_PRIORITY", "export_coco", "part_category"]
 
 logger = logging.getLogger("clothseg_tools")
-
-#: Result file of a saved result folder (see ``SegmentationResult.save``).
-RESULT_FILE = "result.json"
 
 #: Where classes overlap in ``mode="semantic"``, the one earliest here wins
 #: (:data:`clothseg_tools.classes.LABEL_PRIORITY`).
@@ -88,7 +86,6 @@ class _Item:
     file_name: str
     masks: MaskSet
     parts: MaskSet | None
-    size: tuple[int, int] | None  # (width, height) recorded with the result
 
 
 def part_category(name: str) -> str:
@@ -122,50 +119,22 @@ def _file_name(source: Any, fallback: str) -> str:
 
 
 def _read_folder(folder: Path) -> _Item:
-    meta_path = folder / RESULT_FILE
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"{folder} has no {RESULT_FILE}: it is not a saved result, or its save was "
-            "interrupted (result.json is written last). Save or segment it again."
-        )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        size = meta.get("image_size")
-        wh = (int(size[0]), int(size[1])) if size else None
-    except (ValueError, TypeError, IndexError, AttributeError) as exc:
-        raise MaskDecodeError(f"{meta_path} is not a valid result file ({exc}).") from exc
-    masks = MaskSet.load(folder)
-    parts = MaskSet.load(folder / "parts") if (folder / "parts").is_dir() else None
-    return _Item(_file_name(meta.get("source"), folder.name), masks, parts, wh)
+    result = SegmentationResult.load(folder, verify=False)
+    return _Item(_file_name(result.source, folder.name), result.masks, result.parts)
 
 
 def _natural_key(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.as_posix())]
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    """True for files under a dot folder (temporary or tool folders) below ``root``."""
-    return any(part.startswith(".") for part in path.relative_to(root).parts[:-1])
-
-
 def _expand(results: Any) -> Iterator[_Item]:
     """Yield one _Item per result, reading folders lazily (one in memory at a time)."""
     if isinstance(results, (str, os.PathLike)):
         root = Path(results)
-        if (root / RESULT_FILE).is_file():
-            results = [root]
-        elif root.is_dir():
-            # `clothseg segment` mirrors the input tree, so results sit at any depth
-            results = sorted(
-                (p.parent for p in root.rglob(RESULT_FILE) if not _hidden(p, root)),
-                key=lambda p: _natural_key(p.relative_to(root)),
-            )
-            if not results:
-                raise FileNotFoundError(
-                    f"{root} holds no result folders (no {RESULT_FILE} below it)."
-                )
-        else:
-            raise FileNotFoundError(f"No such result folder: {root}")
+        # `clothseg segment` mirrors the input tree, so results sit at any depth
+        results = sorted(find_results(root), key=lambda p: _natural_key(p.relative_to(root)))
+        if not results:
+            raise FileNotFoundError(f"{root} holds no result folders (no {RESULT_NAME} below it).")
     for item in results:
         if isinstance(item, (str, os.PathLike)):
             yield _read_folder(Path(item))
@@ -175,7 +144,6 @@ def _expand(results: Any) -> Iterator[_Item]:
                 str(item[0]),
                 _maskset(item[1], "masks"),
                 None if parts is None else _maskset(parts, "parts"),
-                None,
             )
         elif hasattr(item, "masks"):  # a SegmentationResult
             name = _file_name(getattr(item, "source", None), "image")
@@ -183,7 +151,6 @@ def _expand(results: Any) -> Iterator[_Item]:
                 name,
                 _maskset(item.masks, "masks"),
                 _maskset(getattr(item, "parts", None) or {}, "parts", shape=item.masks.shape),
-                None,
             )
         else:
             raise TypeError(
@@ -269,10 +236,12 @@ def export_coco(
     Parameters
     ----------
     results
-        Saved result folders (``masks.json`` + PNGs, optional ``parts/``, and a
-        ``result.json`` whose ``source`` gives the image's file name), a folder that
-        holds such folders (read in natural order), or ``(file_name, MaskSet)`` /
-        ``(file_name, MaskSet, parts)`` tuples, or ``SegmentationResult`` objects.
+        Saved result folders (read by :meth:`SegmentationResult.load
+        <clothseg_tools.result.SegmentationResult.load>`; the ``source`` in
+        ``result.json`` gives the image's file name, else the folder's name does), a
+        folder that holds such folders at any depth (read in natural order), or
+        ``(file_name, MaskSet)`` / ``(file_name, MaskSet, parts)`` tuples, or
+        ``SegmentationResult`` objects.
         Folders are read one at a time, so any number fits in memory.
     path
         The JSON file to write (atomically; compact JSON).
@@ -301,7 +270,7 @@ def export_coco(
     ValueError
         Unknown ``mode`` or ``encoding``.
     FileNotFoundError
-        A folder that is missing or has no ``result.json``.
+        A folder that is missing or is not a result folder.
     ShapeMismatchError
         A result whose recorded image size differs from its masks.
 
@@ -323,11 +292,6 @@ def export_coco(
     annotations: list[dict[str, Any]] = []
     for image_id, item in enumerate(_expand(results), start=1):
         h, w = item.masks.shape
-        if item.size is not None and item.size != (w, h):
-            raise ShapeMismatchError(
-                f"{item.file_name}: result.json records image size {list(item.size)} "
-                f"(width, height) but the masks are {w} x {h}; the folder is inconsistent."
-            )
         if item.parts is not None and len(item.parts) and item.parts.shape != (h, w):
             raise ShapeMismatchError(
                 f"{item.file_name}: parts have shape {item.parts.shape} but the masks "

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ..contract import SERVER_KEYS_ENV
+from ..errors import ClothsegError, install_hint
 
 __all__ = ["serve_command"]
 
@@ -207,7 +208,6 @@ def serve_command(
 
     Example: clothseg serve --engine replay --replay-dir records/ --api-key KEY
     """
-    from ..errors import ClothsegError, install_hint
 
     engine_options = _parse_engine_options(engine_option)
     if replay_dir is not None:
@@ -215,6 +215,7 @@ def serve_command(
     try:
         import uvicorn
 
+        # lazy: FastAPI and uvicorn load only when the server starts
         from .app import create_app
         from .settings import ServerSettings
 
