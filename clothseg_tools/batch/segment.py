@@ -24,10 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import limits
+from .. import engines, limits
 from ..contract import KEY_ENV, REPLAY_DIR_ENV, URL_ENV, check_options
 from ..decode import download
-from ..engines import default_engine_name, get_engine
 from ..errors import (
     ConfigurationError,
     EngineUnavailableError,
@@ -85,7 +84,7 @@ def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -
     if api_key:
         return "remote"
 
-    name = default_engine_name()
+    name = engines.default_engine_name()
     if name != "local" and not os.environ.get(REPLAY_DIR_ENV):
         # without a key the local engine is the only one that needs nothing more
         raise EngineUnavailableError(
@@ -141,8 +140,8 @@ class _EngineSegmenter:
 
     def close(self) -> None:
         with self._lock:
-            engines, self._engines = self._engines, []
-        for engine in engines:
+            built, self._engines = self._engines, []
+        for engine in built:
             with contextlib.suppress(Exception):
                 engine.close()
 
@@ -239,7 +238,7 @@ def make_segmenter(
             options.setdefault("replay_dir", replay_dir)
 
     name = backend
-    return _EngineSegmenter(lambda: get_engine(name, **options), name, api_options)
+    return _EngineSegmenter(lambda: engines.get_engine(name, **options), name, api_options)
 
 
 def _input_fingerprint(item: BatchItem) -> str | None:
