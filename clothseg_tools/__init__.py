@@ -27,8 +27,16 @@ _EXPORTS: dict[str, str] = {
     "PALETTE": "classes",
     # the service contract
     "Options": "contract",
-    # central type
+    # label sets
+    "LabelSet": "labelsets",
+    "LABELSETS": "labelsets",
+    "get_labelset": "labelsets",
+    "register_labelset": "labelsets",
+    "match_labelset": "labelsets",
+    "load_labelset": "labelsets",
+    # central types
     "MaskSet": "masks",
+    "Parsing": "parsing",
     # decoding
     "decode_mask": "decode",
     "decode_masks": "masks",
@@ -74,6 +82,8 @@ _EXPORTS: dict[str, str] = {
     "ClothsegError": "errors",
     "ConfigurationError": "errors",
     "InputError": "errors",
+    "LabelSetError": "errors",
+    "LabelSetMatchError": "errors",
     "MaskDecodeError": "errors",
     "MaskZipError": "errors",
     "UnsafeZipError": "errors",
@@ -90,7 +100,14 @@ __all__ = [
     "CLASS_TYPES",
     "PALETTE",
     "Options",
+    "LabelSet",
+    "LABELSETS",
+    "get_labelset",
+    "register_labelset",
+    "match_labelset",
+    "load_labelset",
     "MaskSet",
+    "Parsing",
     "decode_mask",
     "decode_masks",
     "read_mask_zip",
@@ -130,6 +147,8 @@ __all__ = [
     "ClothsegError",
     "ConfigurationError",
     "InputError",
+    "LabelSetError",
+    "LabelSetMatchError",
     "MaskDecodeError",
     "MaskZipError",
     "UnsafeZipError",
@@ -167,6 +186,8 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see plain imports
         ClothsegError,
         ConfigurationError,
         InputError,
+        LabelSetError,
+        LabelSetMatchError,
         MaskDecodeError,
         MaskZipError,
         ResultExpiredError,
@@ -184,8 +205,17 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see plain imports
         rle_bbox,
         save_label_png,
     )
+    from .labelsets import (
+        LABELSETS,
+        LabelSet,
+        get_labelset,
+        load_labelset,
+        match_labelset,
+        register_labelset,
+    )
     from .masks import MaskSet, decode_masks
     from .ops import clean, feather, label_map, masks_from_labels, merge, resize_mask, threshold
+    from .parsing import Parsing
     from .stats import Coverage, coverage, coverage_table, dice, iou, summarize
     from .tryon import agnostic_image, garment_mask, tryon_mask
     from .zipmasks import group_parts, read_mask_zip

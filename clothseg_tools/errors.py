@@ -21,6 +21,9 @@ contain the API key or a signed URL's query string.
     ├── MaskDecodeError (ValueError)       a mask value that does not decode
     ├── MaskZipError (ValueError)          a per-garment ZIP that cannot be read
     │   └── UnsafeZipError                 path tricks, too many entries, zip bombs
+    ├── LabelSetError (ValueError)         an unknown or malformed label set, a parsing
+    │   │                                  map value outside its label set
+    │   └── LabelSetMatchError             a model's label names match no known set
     ├── ResultExpiredError                 result link or task past its hour
     ├── EngineError                        a segmentation engine failed
     │   └── NoRecordError                  the replay engine has no record of an image
@@ -63,6 +66,8 @@ __all__ = [
     "ImageTooLargeError",
     "InputError",
     "InvalidRequestError",
+    "LabelSetError",
+    "LabelSetMatchError",
     "MaskDecodeError",
     "MaskZipError",
     "NoRecordError",
@@ -169,6 +174,24 @@ class MaskZipError(ClothsegError, ValueError):
 
 class UnsafeZipError(MaskZipError):
     """A ZIP was refused: path tricks, too many entries, or a decompression bomb."""
+
+
+class LabelSetError(ClothsegError, ValueError):
+    """A label set that is unknown or malformed, or a parsing map that does not fit it."""
+
+
+class LabelSetMatchError(LabelSetError):
+    """A model's label names match no registered label set.
+
+    Attributes
+    ----------
+    closest : tuple of LabelSet
+        The registered sets nearest to the names, best first.
+    """
+
+    def __init__(self, message: str, *, closest: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.closest = closest
 
 
 class ResultExpiredError(ClothsegError):

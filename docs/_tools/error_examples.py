@@ -158,6 +158,20 @@ def _unsafe_zip(ctx: Context) -> None:
     cst.read_mask_zip(buf.getvalue())
 
 
+# -- label sets and parsing maps ---------------------------------------------------------
+
+
+@example("LabelSetError", 'Parsing(lip_map, "atr")  # a LIP map read as ATR')
+def _label_set(ctx: Context) -> None:
+    lip_map = np.array([[0, 13], [5, 19]], np.uint8)
+    cst.Parsing(lip_map, "atr")
+
+
+@example("LabelSetMatchError", "match_labelset(config['id2label'])  # a model's own labels")
+def _label_set_match(ctx: Context) -> None:
+    cst.match_labelset({"0": "background", "1": "skin", "2": "shirt", "3": "trousers"})
+
+
 # -- configuration and engines ----------------------------------------------------------
 
 

@@ -50,6 +50,7 @@ class GarmentSplit:
     waist: float  # the cut, in torso lengths from the shoulders (hips at 1)
     waist_edge: float  # colour change found there (delta E); 0 when not measured
     dress: bool
+    legs: bool  # hips and knees in view: a bottom garment may be found
 
 
 def _capsule(shape: tuple[int, int], a: FloatArray, b: FloatArray, radius: float) -> BoolArray:
@@ -62,12 +63,13 @@ def _capsule(shape: tuple[int, int], a: FloatArray, b: FloatArray, radius: float
 
 
 def bag_membership(scene: Scene, foreground: FloatArray, face_boxes: FloatArray) -> FloatArray:
-    """Carried objects: selfie foreground outside the person, held at a visible hand.
+    """Carried bags: selfie foreground outside the person, hanging from a visible hand.
 
     The selfie model's foreground includes what a person holds; the pose model's
     person mask does not. A foreground region the person mask leaves out, touching
-    the person and reaching a visible wrist or hand, is taken as a bag. Regions
-    holding another detected face are people, not bags.
+    the person and reaching a visible wrist or hand, is a bag when it hangs: most of
+    it lies below that hand. A camera raised to the eye is held, not carried, and
+    regions holding another detected face are people.
     """
     h, w = scene.shape
     person = scene.person > 0.5
@@ -77,9 +79,9 @@ def bag_membership(scene: Scene, foreground: FloatArray, face_boxes: FloatArray)
         return out
     regions = label(extra, connectivity=2)
     grown = cv2.dilate(person.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    touching = np.unique(regions[grown & extra])
+    touching = {int(v) for v in np.unique(regions[grown & extra]) if v}
     reach = 0.3 * scene.shoulder_width
-    held: set[int] = set()
+    held: dict[int, float] = {}  # region -> height of the lowest hand holding it
     for side in ((P.LEFT_WRIST, *P.LEFT_HAND), (P.RIGHT_WRIST, *P.RIGHT_HAND)):
         points = [scene.point(i) for i in side if scene.visible(i)]
         if not points:
@@ -88,11 +90,17 @@ def bag_membership(scene: Scene, foreground: FloatArray, face_boxes: FloatArray)
         for pt in points:
             centre = (round(float(pt[0])), round(float(pt[1])))
             cv2.circle(near, centre, int(reach) + 1, (1,), -1)
-        held.update(int(v) for v in np.unique(regions[near.astype(bool)]) if v)
+        hand_y = float(np.mean([pt[1] for pt in points]))
+        for v in np.unique(regions[near.astype(bool)]):
+            if v:
+                held[int(v)] = max(held.get(int(v), -np.inf), hand_y)
     min_area = 0.002 * h * w
-    for region in held.intersection(int(v) for v in touching):
+    for region, hand_y in held.items():
+        if region not in touching:
+            continue
         mask = regions == region
-        if mask.sum() < min_area or _holds_face(mask, face_boxes):
+        ys = np.nonzero(mask)[0]
+        if ys.size < min_area or (ys > hand_y).mean() < 0.6 or _holds_face(mask, face_boxes):
             continue
         out[mask] = foreground[mask]
     return out
@@ -163,13 +171,15 @@ def _torso(scene: Scene) -> tuple[FloatArray, FloatArray, FloatArray, float]:
     return shoulders, hips, axis / np.float32(length), length
 
 
-def _waist_cut(scene: Scene, clothes: BoolArray) -> tuple[float, float, FloatArray | None]:
+def _waist_cut(
+    scene: Scene, clothes: BoolArray
+) -> tuple[float, float, FloatArray | None, FloatArray | None]:
     """Find the waist: the strongest colour change along the torso near the hips.
 
     Returns the cut (torso lengths from the shoulders; the hip line, 1.0, when no
     change is strong enough), the colour change found (delta E), and the mean Lab
-    colour of the garment just above it (None when the torso has too few clothed
-    pixels to tell).
+    colours of the garments just above and below it (None when the torso has too few
+    clothed pixels to tell).
     """
     shoulders, _, axis, length = _torso(scene)
     half_width = 0.35 * max(
@@ -189,7 +199,7 @@ def _waist_cut(scene: Scene, clothes: BoolArray) -> tuple[float, float, FloatArr
     sums = np.stack([np.bincount(bins, colour[:, c], minlength=n) for c in range(3)], axis=1)
     span = 4  # bins on each side of a candidate cut
     cut_bins = range(int((0.75 - lo) / step), int((1.2 - lo) / step) + 1)
-    best, best_edge, best_above = 1.0, 0.0, None
+    best, best_edge, best_above, best_below = 1.0, 0.0, None, None
     for k in cut_bins:
         above_n, below_n = counts[k - span : k].sum(), counts[k : k + span].sum()
         if above_n < 20 or below_n < 20:
@@ -200,9 +210,10 @@ def _waist_cut(scene: Scene, clothes: BoolArray) -> tuple[float, float, FloatArr
         if edge > best_edge:
             best, best_edge = lo + k * step, edge
             best_above = above.astype(np.float32)
+            best_below = below.astype(np.float32)
     if best_edge < _WAIST_EDGE:
         best = 1.0
-    return best, best_edge, best_above
+    return best, best_edge, best_above, best_below
 
 
 def _skirt_between_thighs(scene: Scene, clothes: BoolArray) -> FloatArray | None:
@@ -246,11 +257,16 @@ def garment_labels(scene: Scene, clothes: BoolArray, face: FaceFrame | None) -> 
         Pixels farther from the skeleton than 0.8 shoulder widths are OTHER.
     """
     h, w = scene.shape
-    if scene.visible(P.LEFT_HIP) or scene.visible(P.RIGHT_HIP):
-        waist, edge, above = _waist_cut(scene, clothes)
+    # a bottom garment needs legs to sit on: both hips and both knees in view, and
+    # clothing below the hip line
+    legs = all(scene.visible(i) for i in (P.LEFT_HIP, P.RIGHT_HIP, P.LEFT_KNEE, P.RIGHT_KNEE))
+    below = None
+    if legs:
+        waist, edge, above, below = _waist_cut(scene, clothes)
     else:
-        # hips hidden or out of the picture (a portrait): the torso is the top's
-        waist, edge, above = 1.2, 0.0, None
+        # hips or knees hidden or out of the picture (a portrait, a long coat seen
+        # from the side): what the torso wears, down to the picture's edge, is the top
+        waist, edge, above = 9.0, 0.0, None
     shoulders, _, axis, length = _torso(scene)
 
     def along(t: float) -> FloatArray:
@@ -276,14 +292,15 @@ def garment_labels(scene: Scene, clothes: BoolArray, face: FaceFrame | None) -> 
     # drawn at half the working size: the nearest-part assignment needs no more.
     grid = 2 if max(h, w) > 384 else 1
     skeleton = np.zeros((-(-h // grid), -(-w // grid)), np.uint8)
-    cv2.fillPoly(skeleton, [torso_polygon(waist, 1.2)], (BOTTOM,), shift=4)
-    for a, b in (
-        (P.LEFT_HIP, P.LEFT_KNEE),
-        (P.LEFT_KNEE, P.LEFT_ANKLE),
-        (P.RIGHT_HIP, P.RIGHT_KNEE),
-        (P.RIGHT_KNEE, P.RIGHT_ANKLE),
-    ):
-        _line(skeleton, scene.point(a) / grid, scene.point(b) / grid, BOTTOM)
+    if legs:
+        cv2.fillPoly(skeleton, [torso_polygon(waist, 1.2)], (BOTTOM,), shift=4)
+        for a, b in (
+            (P.LEFT_HIP, P.LEFT_KNEE),
+            (P.LEFT_KNEE, P.LEFT_ANKLE),
+            (P.RIGHT_HIP, P.RIGHT_KNEE),
+            (P.RIGHT_KNEE, P.RIGHT_ANKLE),
+        ):
+            _line(skeleton, scene.point(a) / grid, scene.point(b) / grid, BOTTOM)
     cv2.fillPoly(skeleton, [torso_polygon(0.0, waist)], (TOP,), shift=4)
     if face is not None:
         chin = face.centre - face.up * np.float32(face.half_height)
@@ -300,6 +317,8 @@ def garment_labels(scene: Scene, clothes: BoolArray, face: FaceFrame | None) -> 
     labels[distance > _REACH * scene.shoulder_width / grid] = OTHER
     if grid > 1:
         labels = np.asarray(cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST))
+    if legs and above is not None and below is not None and edge >= _WAIST_EDGE:
+        _follow_waist(labels, scene, clothes, waist, above, below)
 
     skirt = _skirt_between_thighs(scene, clothes)
     dress = False
@@ -309,7 +328,32 @@ def garment_labels(scene: Scene, clothes: BoolArray, face: FaceFrame | None) -> 
         colour = (above + skirt) / 2
         similar = np.linalg.norm(scene.lab - colour, axis=2) < 25.0
         labels[((labels == TOP) | (labels == BOTTOM)) & similar] = DRESS
-    return GarmentSplit(labels, waist, edge, dress)
+    return GarmentSplit(labels, waist, edge, dress, legs)
+
+
+def _follow_waist(
+    labels: npt.NDArray[np.uint8],
+    scene: Scene,
+    clothes: BoolArray,
+    waist: float,
+    above: FloatArray,
+    below: FloatArray,
+) -> None:
+    """Move the top/bottom boundary near the waist onto the garments' own colours.
+
+    In a band around the cut, each clothed pixel goes to the garment whose colour
+    (measured above and below the cut) it is nearer to, so the boundary follows a
+    tucked-in shirt or a slanted hem instead of a straight line.
+    """
+    shoulders, _, axis, length = _torso(scene)
+    ys, xs = np.nonzero(clothes & ((labels == TOP) | (labels == BOTTOM)))
+    rel = np.stack([xs, ys], axis=1).astype(np.float32) - shoulders
+    along = rel @ axis / np.float32(length)
+    band = np.abs(along - waist) < 0.2
+    ys, xs = ys[band], xs[band]
+    colour = scene.lab[ys, xs]
+    nearer_top = np.linalg.norm(colour - above, axis=1) < np.linalg.norm(colour - below, axis=1)
+    labels[ys, xs] = np.where(nearer_top, TOP, BOTTOM).astype(np.uint8)
 
 
 def _line(canvas: npt.NDArray[np.uint8], a: FloatArray, b: FloatArray, value: int) -> None:

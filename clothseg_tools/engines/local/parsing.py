@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import numpy.typing as npt
-from skimage.measure import label
 
 from .garments import (
     BOTTOM,
@@ -30,16 +29,23 @@ from .garments import (
     shoe_membership,
     wrist_acc_membership,
 )
+from .head import head_memberships
 from .models import Observations
 from .scene import FaceFrame, Scene, SkinModel, fill_polygon, lab_image
+from .silhouette import (
+    body_silhouette,
+    hands,
+    held_objects,
+    keep_connected,
+    person_support,
+    supported_pose,
+    torso_region,
+)
 
 __all__ = ["LEAVES", "Parsing", "parse"]
 
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
-
-# Largest colour spread (delta E) of hair samples that still counts as one hair colour.
-_HAIR_SPREAD = 22.0
 
 # Contrast applied to the person mask's rim (see _sharpen).
 _RIM_CONTRAST = 2.5
@@ -102,7 +108,10 @@ def parse(rgb: npt.NDArray[np.uint8], obs: Observations) -> Parsing:
     leaves = np.zeros((len(LEAVES), h, w), np.float32)
     if obs.pose is None:
         return Parsing(leaves, ["no person found; every mask is empty"], {"person": False})
-    scene = Scene(lab_image(rgb), _sharpen(obs.person), obs.pose)
+    # the person is where the pose model's mask and the selfie model agree, and a
+    # landmark off it is not seen (a wrist dragged along a skyline)
+    person = person_support(obs.person, obs.foreground)
+    scene = Scene(lab_image(rgb), _sharpen(person), supported_pose(obs.pose, person))
     notes: list[str] = []
     details: dict[str, object] = {"person": True}
 
@@ -125,12 +134,20 @@ def parse(rgb: npt.NDArray[np.uint8], obs: Observations) -> Parsing:
 
     bag = bag_membership(scene, obs.foreground, obs.face_boxes)
     claims: dict[str, FloatArray] = {}
+    head = np.zeros(scene.shape, bool)
     if face is not None:
-        claims.update(_head_memberships(scene, face, skin_model, skin))
+        memberships, head = head_memberships(scene, face, obs.face, skin_model, skin)
+        claims.update(memberships)
+    silhouette = body_silhouette(scene, head)
+    held = held_objects(scene, silhouette)
+    details["held"] = int(held.sum())
     acc_wrist = wrist_acc_membership(scene, skin)
     claims["acc"] = np.maximum(claims["acc"], acc_wrist) if "acc" in claims else acc_wrist
     claims["shoes"] = shoe_membership(scene, skin)
-    claims["body"] = _without_thin_parts(skin, face)
+    claims["body"] = _without_thin_parts(skin, face, head | hands(scene, level=0.5))
+    for name in ("hair", "acc", "shoes", "body"):
+        if name in claims:
+            claims[name][held] = 0.0  # what a hand holds is none of these
 
     # sequential claiming: each leaf takes its share of what earlier leaves left
     rest = scene.person.copy()
@@ -143,9 +160,25 @@ def parse(rgb: npt.NDArray[np.uint8], obs: Observations) -> Parsing:
     leaves[LEAVES.index("bag")] = bag_leaf
 
     split = garment_labels(scene, rest > 0.5, face)
-    details.update(waist=split.waist, waist_edge=split.waist_edge, dress=split.dress)
+    details.update(
+        waist=split.waist, waist_edge=split.waist_edge, dress=split.dress, legs=split.legs
+    )
+    labels = split.labels.copy()
+    labels[held] = OTHER
     for name, value in (("tops", TOP), ("bottoms", BOTTOM), ("dress", DRESS), ("others", OTHER)):
-        leaves[LEAVES.index(name)] = rest * (split.labels == value)
+        leaves[LEAVES.index(name)] = rest * (labels == value)
+    # A held object is what the selfie model (which sees them) keeps of it; the rest
+    # the pose mask alone claims. The person hangs together: what the person mask
+    # holds apart from the torso and head, or joined to them only through a held
+    # object, is not the person.
+    body = (scene.person > 0.5) & ~held
+    seeds = (torso_region(scene) | head) & body
+    drop = held & (obs.foreground <= 0.5)
+    if seeds.any():
+        drop |= body & ~keep_connected(body, seeds)
+    details["dropped"] = int(drop.sum())
+    if details["dropped"]:
+        leaves *= ~drop
     return Parsing(leaves, notes, details)
 
 
@@ -156,15 +189,27 @@ def _colourless(lab: FloatArray) -> bool:
     return float(np.hypot(sample[:, :, 1], sample[:, :, 2]).mean()) < 2.0
 
 
-def _without_thin_parts(skin: FloatArray, face: FaceFrame | None) -> FloatArray:
-    """Skin with structures thinner than a finger removed (straps, seams, highlights).
+def _without_thin_parts(
+    skin: FloatArray, face: FaceFrame | None, anchors: BoolArray | None = None
+) -> FloatArray:
+    """Skin with structures thinner than a finger and stray specks removed.
 
-    Skin-coloured clothing details are usually thin lines; limbs are not. The
-    opening's size follows the face, the one body measure known in pixels.
+    Skin-coloured clothing details are usually thin lines (straps, seams,
+    highlights); limbs are not. The opening's size follows the face, the one body
+    measure known in pixels. What survives must also be a sizeable patch (a tenth of
+    the face's area) or touch ``anchors`` (the head, where the neck joins, and the
+    hands): a light strap's wider stretches are small patches inside the clothes.
     """
     radius = max(1, round(0.06 * face.half_width)) if face is not None else 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     solid = cv2.morphologyEx((skin >= 0.5).astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    if face is not None and solid.any():
+        _, regions, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+        big = stats[:, cv2.CC_STAT_AREA] >= 0.1 * np.pi * face.half_width * face.half_height
+        if anchors is not None:
+            big[np.unique(regions[anchors & (solid > 0)])] = True
+        big[0] = False
+        solid = big[regions].astype(np.uint8)
     # keep the soft rim of what survives: dilate back by one pixel before gating
     solid = cv2.dilate(solid, np.ones((3, 3), np.uint8))
     return skin * solid
@@ -179,157 +224,6 @@ def _skin_model(scene: Scene, face: FaceFrame | None) -> SkinModel:
         if model is not None:
             return model
     return SkinModel.generic()
-
-
-def _head_memberships(
-    scene: Scene, face: FaceFrame, skin_model: SkinModel | None, skin: FloatArray
-) -> dict[str, FloatArray]:
-    """Face, hair and headwear memberships around the face.
-
-    The head zone is an ellipse around and above the face, cut at the chin. In it,
-    the face is the face-mesh oval, plus skin just outside it (ears, a high
-    forehead); the rest of the person there is hair. The hair colour is learned
-    beside the cheeks, where hats do not reach; with it the engine finds a hat (a
-    region on top of the head in a clearly different colour: acc), bangs over the
-    forehead, and long hair falling beside the neck.
-    """
-    h, w = scene.shape
-    box = face.window(scene.shape, reach=3.4)
-    y0, y1, x0, x1 = box
-    s, t = face.coords(box)
-    person = scene.person[y0:y1, x0:x1] > 0.5
-    lab = scene.lab[y0:y1, x0:x1]
-    skin_w = skin[y0:y1, x0:x1]
-    offset = np.array([x0, y0], np.float32)
-    oval = fill_polygon((y1 - y0, x1 - x0), face.oval - offset)
-    near_oval = (
-        fill_polygon(
-            (y1 - y0, x1 - x0), face.centre + (face.oval - face.centre) * np.float32(1.2) - offset
-        )
-        > 0.5
-    )
-
-    zone = ((s / 1.7) ** 2 + ((t - 0.4) / 2.3) ** 2 <= 1.0) & (t >= -1.0)
-    around = zone & person & (oval < 0.5)
-    non_skin = around & (skin_w < 0.3)
-    beside = non_skin & (np.abs(s) >= 0.85) & (np.abs(s) <= 1.6) & (t >= -0.6) & (t <= 0.4)
-    hair_model = _colour_model(lab[beside], max_spread=_HAIR_SPREAD)
-    hat = _headwear(lab, t, non_skin, hair_model)
-
-    # skin next to the oval (ears, a high forehead) is face unless it is more like hair
-    face_ext = np.zeros(s.shape, bool)
-    if skin_model is not None:
-        cand = around & near_oval
-        d_skin = skin_model.distance(lab[cand])
-        skin_like = d_skin < SkinModel.FAR
-        if hair_model is not None:
-            skin_like &= d_skin < _mahalanobis(lab[cand], hair_model)
-        face_ext[cand] = skin_like
-    face_m = np.maximum(oval, face_ext.astype(np.float32))
-    hair_m = (zone & ~face_ext & ~hat).astype(np.float32)
-    if hair_model is not None and skin_model is not None:
-        upper = (oval > 0.5) & (t > 0.6)
-        bangs = _mahalanobis(lab[upper], hair_model) < 2.5
-        bangs &= skin_model.distance(lab[upper]) > SkinModel.FAR
-        face_m[upper] = np.where(bangs, 0.0, face_m[upper])
-        long_hair = _hair_below_chin(lab, s, t, person, skin_w, beside, hair_model)
-        np.maximum(hair_m, long_hair, out=hair_m)
-
-    out = {name: np.zeros((h, w), np.float32) for name in ("face", "hair", "acc")}
-    out["face"][y0:y1, x0:x1] = face_m
-    out["hair"][y0:y1, x0:x1] = hair_m
-    out["acc"][y0:y1, x0:x1] = hat
-    return out
-
-
-def _colour_model(
-    samples: FloatArray, *, max_spread: float = np.inf
-) -> tuple[FloatArray, FloatArray] | None:
-    """Robust mean and inverse covariance of (n, 3) Lab samples.
-
-    Samples of a region are rarely pure (hair shows skin and background through
-    it): the model keeps the 70% nearest the median colour, widens their spread
-    back by the factor that trimming removed, and floors it at 3 units of delta E.
-    None for fewer than 30 samples, or when the kept samples spread more than
-    ``max_spread`` (root of the summed variances, in delta E): a mixture of
-    colours is no model of one material.
-    """
-    if samples.shape[0] < 30:
-        return None
-    x = samples.astype(np.float64)
-    median = np.median(x, axis=0)
-    dist = np.linalg.norm(x - median, axis=1)
-    core = x[dist <= np.quantile(dist, 0.7)]
-    cov = np.cov(core, rowvar=False) * 1.7
-    if float(np.sqrt(np.trace(cov))) > max_spread:
-        return None
-    cov += np.eye(3) * 9.0
-    return core.mean(axis=0).astype(np.float32), np.linalg.inv(cov).astype(np.float32)
-
-
-def _mahalanobis(lab: FloatArray, model: tuple[FloatArray, FloatArray]) -> FloatArray:
-    """Distance of (n, 3) Lab samples from a colour model."""
-    mean, inv = model
-    d = lab - mean
-    return np.sqrt(((d @ inv) * d).sum(axis=-1)).astype(np.float32)
-
-
-def _headwear(
-    lab: FloatArray,
-    t: FloatArray,
-    non_skin: BoolArray,
-    hair_model: tuple[FloatArray, FloatArray] | None,
-) -> BoolArray:
-    """A hat: the top of the head in a colour far from the hair beside the face.
-
-    At least 30% of the crown must differ, and only the differing regions that
-    reach the top of the head count.
-    """
-    none = np.zeros(t.shape, bool)
-    crown = non_skin & (t > 0.8)
-    n_crown = int(crown.sum())
-    if hair_model is None or n_crown < 30:
-        return none
-    far = none.copy()
-    samples = lab[crown]
-    diff = samples - hair_model[0]
-    # light on top of the head and shade beside it change the hair's lightness a
-    # lot but its chroma little: a hat must differ in chroma
-    far[crown] = (_mahalanobis(samples, hair_model) > 4.0) & (
-        np.hypot(diff[:, 1], diff[:, 2]) > 15.0
-    )
-    if far.sum() < 0.3 * n_crown:
-        return none
-    # keep the parts that reach the top of the head
-    top_t = float(t[crown].max())
-    regions = label(far, connectivity=2)
-    keep = np.unique(regions[far & (t >= top_t - 0.35)])
-    return np.isin(regions, keep[keep > 0])
-
-
-def _hair_below_chin(
-    lab: FloatArray,
-    s: FloatArray,
-    t: FloatArray,
-    person: BoolArray,
-    skin: FloatArray,
-    hair: BoolArray,
-    model: tuple[FloatArray, FloatArray],
-) -> FloatArray:
-    """Long hair beside the neck: hair-coloured, connected to the hair above."""
-    out = np.zeros(s.shape, np.float32)
-    below = (t < -1.0) & (t >= -3.2) & (np.abs(s) >= 0.55) & (np.abs(s) <= 2.0)
-    candidates = below & person & (skin < 0.3)
-    samples = lab[candidates]
-    candidates[candidates] = (_mahalanobis(samples, model) < 2.5) & (
-        np.linalg.norm(samples - model[0], axis=1) < 15.0
-    )
-    if not candidates.any():
-        return out
-    regions = label(candidates | hair, connectivity=2)
-    keep = np.unique(regions[hair])
-    out[candidates & np.isin(regions, keep[keep > 0])] = 1.0
-    return out
 
 
 def _sharpen(person: FloatArray) -> FloatArray:

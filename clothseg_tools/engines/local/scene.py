@@ -95,14 +95,25 @@ class SkinModel:
         Pixels darker than this (L) are not skin.
     learned
         True when the model comes from the photo's own face.
+    min_chroma
+        Pixels greyer than this (chroma, the length of (a, b)) are not skin: white
+        straps and collars are near the origin of (a, b), where a broad skin
+        model may still reach.
     """
 
     def __init__(
-        self, mean: npt.ArrayLike, cov: npt.ArrayLike, *, min_lightness: float, learned: bool
+        self,
+        mean: npt.ArrayLike,
+        cov: npt.ArrayLike,
+        *,
+        min_lightness: float,
+        learned: bool,
+        min_chroma: float = 0.0,
     ):
         self.mean = np.asarray(mean, np.float32)
         self.inv_cov = np.linalg.inv(np.asarray(cov, np.float64)).astype(np.float32)
         self.min_lightness = float(min_lightness)
+        self.min_chroma = float(min_chroma)
         self.learned = learned
 
     #: Mahalanobis distances where skin probability starts to fall and reaches zero.
@@ -111,7 +122,13 @@ class SkinModel:
     @classmethod
     def generic(cls) -> SkinModel:
         """A broad prior over human skin tones, for photos without a visible face."""
-        return cls((14.0, 18.0), ((36.0, 10.0), (10.0, 64.0)), min_lightness=15.0, learned=False)
+        return cls(
+            (14.0, 18.0),
+            ((36.0, 10.0), (10.0, 64.0)),
+            min_lightness=15.0,
+            learned=False,
+            min_chroma=6.0,
+        )
 
     @classmethod
     def from_pixels(cls, lab: FloatArray) -> SkinModel | None:
@@ -131,19 +148,25 @@ class SkinModel:
         cov = np.cov(core, rowvar=False) * 2.0 + np.eye(2) * 4.0
         lightness = lab[:, 0]
         min_l = max(float(np.quantile(lightness, 0.05)) * 0.45, 8.0)
-        return cls(core.mean(axis=0), cov, min_lightness=min_l, learned=True)
+        # skin keeps a good part of its colour in shade; white and grey cloth do not
+        min_c = max(0.5 * float(np.linalg.norm(core.mean(axis=0))), 4.0)
+        return cls(core.mean(axis=0), cov, min_lightness=min_l, learned=True, min_chroma=min_c)
 
     def distance(self, lab: FloatArray) -> FloatArray:
         """Mahalanobis distance of each Lab pixel's chroma from skin (any leading shape).
 
-        Pixels darker than the lightness floor get infinity.
+        Pixels darker than the lightness floor or greyer than the chroma floor get
+        infinity.
         """
-        da = lab[..., 1] - self.mean[0]
-        db = lab[..., 2] - self.mean[1]
+        a, b = lab[..., 1], lab[..., 2]
+        da = a - self.mean[0]
+        db = b - self.mean[1]
         ia, ib, ic = self.inv_cov[0, 0], self.inv_cov[0, 1], self.inv_cov[1, 1]
         d2 = da * da * ia + 2 * ib * da * db + db * db * ic
         d = np.sqrt(d2, out=d2)
         d[lab[..., 0] < self.min_lightness] = np.inf
+        if self.min_chroma > 0:
+            d[a * a + b * b < np.float32(self.min_chroma**2)] = np.inf
         return d
 
     def probability(self, lab: FloatArray) -> FloatArray:
