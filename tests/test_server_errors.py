@@ -3,6 +3,7 @@ and the body, and a message that says what was wrong and how to fix it."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -190,18 +191,21 @@ def test_streamed_body_is_cut_off_at_the_limit(server: str) -> None:
     block = os.urandom(1024 * 1024)
     chunk = b"%x\r\n%s\r\n" % (len(block), block)
     sent = 0
+    pending = memoryview(b"")
     with sock:
         sock.settimeout(0.0)
         answer = b""
-        # keep sending (never the final chunk) until the server answers
+        # keep sending (never the final chunk) until the server answers; a send on a
+        # non-blocking socket may take part of a chunk, so the rest is kept (sendall
+        # would lose the count and corrupt the stream)
         deadline = time.monotonic() + 30
         while not answer and time.monotonic() < deadline:
-            if sent < 40:
-                try:
-                    sock.sendall(chunk)
-                    sent += 1
-                except BlockingIOError:
-                    pass
+            if not pending and sent < 40:
+                pending = memoryview(chunk)
+                sent += 1
+            if pending:
+                with contextlib.suppress(BlockingIOError):
+                    pending = pending[sock.send(pending) :]
             try:
                 answer = sock.recv(65536)
             except BlockingIOError:
