@@ -10,7 +10,9 @@ contain the API key or a signed URL's query string.
 
     ClothsegError
     ├── ConfigurationError                 missing key / base URL, unknown engine
-    │   └── EngineUnavailableError         engine's optional dependency not installed
+    │   ├── EngineUnavailableError         engine's optional dependency not installed
+    │   └── ModelError                     a model file missing, unreadable, or not
+    │                                      fitting its label set or input
     ├── ShapeMismatchError (ValueError)    arrays of different (H, W)
     ├── InputError (ValueError)            an input image the service would refuse
     │   ├── FileTooLargeError              over 20 MB                       (413)
@@ -72,6 +74,7 @@ __all__ = [
     "LabelSetMatchError",
     "MaskDecodeError",
     "MaskZipError",
+    "ModelError",
     "NoRecordError",
     "RateLimitError",
     "ResultExpiredError",
@@ -110,6 +113,10 @@ def install_hint(extra: str) -> str:
     pip install 'clothseg_tools[server]' (from a checkout: pip install -e ".[server]")
     """
     return f"pip install 'clothseg_tools[{extra}]' (from a checkout: pip install -e \".[{extra}]\")"
+
+
+class ModelError(ConfigurationError):
+    """A model file is missing or unreadable, or does not fit its label set or options."""
 
 
 class ShapeMismatchError(ClothsegError, ValueError):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..batch import require_results
+
 __all__ = ["coco_command"]
 
 
@@ -57,6 +59,7 @@ def coco_command(
     # lazy: keeps the clothseg command's start-up fast
     from ..export import export_coco
 
+    require_results(results)  # an empty folder answers like every other command
     path = export_coco(
         results,
         out or results / "coco.json",

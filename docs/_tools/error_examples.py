@@ -205,6 +205,11 @@ def _engine_unavailable(ctx: Context) -> None:
     raise error_type(message.strip())
 
 
+@example("ModelError", 'get_engine("onnx", model="models/segformer_b2_clothes/")')
+def _model_error(ctx: Context) -> None:
+    cst.get_engine("onnx", model="models/segformer_b2_clothes/")
+
+
 @example("InputNotFoundError", 'discover_inputs(["photos/missing.jpg"])  # clothseg segment')
 def _input_not_found(ctx: Context) -> None:
     discover_inputs(["photos/missing.jpg"])
