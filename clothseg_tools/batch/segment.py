@@ -30,9 +30,10 @@ from ..decode import download
 from ..errors import ConfigurationError, FileTooLargeError
 from ..result import SegmentationResult, segment_with_engine
 from ..segmentation import choose_engine
+from . import runner
 from .discover import BatchItem, InputNotFoundError, SkippedInput
 from .manifest import Manifest, read_manifest
-from .runner import BatchSummary, ItemOutput, Job, Progress, available_cpus, now_iso, run_job
+from .runner import BatchSummary, ItemOutput, Job, Progress, now_iso, run_job
 
 __all__ = [
     "BACKENDS",
@@ -94,7 +95,7 @@ def default_workers(backend: str) -> int:
     >>> default_workers("local") == available_cpus()
     True
     """
-    return REMOTE_WORKERS if backend == "remote" else available_cpus()
+    return REMOTE_WORKERS if backend == "remote" else runner.available_cpus()
 
 
 def _read_source(item: BatchItem) -> bytes | str:
