@@ -57,8 +57,6 @@ LAYERS: dict[str, int] = {
     "api": 4,
     # 5: one photo from whichever answers (the service or an engine)
     "segmentation": 5,
-    # 5: one photo, whichever way it is segmented
-    "segmentation": 5,
     # 6: folders of work
     "batch": 6,
     # 7: the faces
