@@ -33,9 +33,11 @@ from ..classes import CLASSES, GARMENT_CLASSES, canonical_class
 from ..errors import ShapeMismatchError
 from ..masks import MaskSet
 from ..ops import label_map
-from ..result import RESULT_NAME, SegmentationResult, find_results, is_result_folder
+from ..result import PARTS_DIR, RESULT_NAME, SegmentationResult, find_results, is_result_folder
 
 __all__ = [
+    "PARTS_DIR",
+    "RESULT_NAME",
     "ExportItem",
     "instance_masks",
     "iter_items",
