@@ -6,6 +6,9 @@ batch runner, the exports and the report go through it. The layout (file names i
 
     <folder>/masks.json + <class>.png          MaskSet.save(folder)
     <folder>/parts/masks.json + <part>.png     only when there are parts
+    <folder>/parsing.png                       the fine label map (arms, legs, neck...)
+                                               when the engine made one; its label set
+                                               is in result.json
     <folder>/result.json                       written last: its presence = complete
                                                (also the options, notes and, from
                                                engines with a pose, its keypoints)
@@ -47,7 +50,9 @@ from .classes import classes_for_type
 from .contract import check_options
 from .errors import MaskDecodeError, ShapeMismatchError
 from .inputs import open_photo
+from .labelsets import LABELSETS, LabelSet
 from .masks import INDEX_NAME, MaskSet
+from .parsing import Parsing
 from .task import Task
 
 if TYPE_CHECKING:
@@ -55,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LAYOUT",
+    "PARSING_NAME",
     "PARTS_DIR",
     "RESULT_FORMAT",
     "RESULT_NAME",
@@ -70,12 +76,15 @@ LAYOUT: dict[str, str] = {
     "result": "result.json",  # metadata and checksums; written last, present = complete
     "masks": INDEX_NAME,  # index of the class masks (a MaskSet folder)
     "parts": "parts",  # MaskSet sub-folder of the per-garment parts
+    "parsing": "parsing.png",  # the fine parsing's index PNG (its label set in result.json)
     "saving": ".saving",  # present while a save runs: the folder is not a result yet
 }
 #: Name of the file that marks a complete result folder.
 RESULT_NAME = LAYOUT["result"]
 #: Sub-folder of the per-garment instance masks.
 PARTS_DIR = LAYOUT["parts"]
+#: The index PNG of the fine parsing, when there is one.
+PARSING_NAME = LAYOUT["parsing"]
 #: ``format`` field of ``result.json``.
 RESULT_FORMAT = "clothseg-result"
 _VERSION = 1
@@ -112,6 +121,9 @@ class SegmentationResult:
         Pose keypoints of the person, ``(x, y)`` in the image's pixels by MediaPipe /
         COCO name, when the engine gave them (the local engine does); try-on masks
         read them.
+    parsing : Parsing or None
+        The fine label map with its label set, when the engine made one (the onnx
+        engine, ``clothseg import``), at the image's size.
     """
 
     masks: MaskSet
@@ -123,6 +135,7 @@ class SegmentationResult:
     notes: tuple[str, ...] = ()
     engine: str | None = None
     keypoints: dict[str, tuple[float, float]] | None = None
+    parsing: Parsing | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.masks, MaskSet):
@@ -138,6 +151,11 @@ class SegmentationResult:
                 "both must be at the source image's size."
             )
         self.notes = tuple(self.notes)
+        if self.parsing is not None and self.parsing.shape != self.masks.shape:
+            raise ShapeMismatchError(
+                f"parsing has shape {self.parsing.shape} but masks have shape "
+                f"{self.masks.shape}; both must be at the source image's size."
+            )
         if self.keypoints is not None:
             self.keypoints = _checked_keypoints(self.keypoints)
 
@@ -172,6 +190,11 @@ class SegmentationResult:
                 if self.keypoints is None
                 else {name: [x, y] for name, (x, y) in self.keypoints.items()}
             ),
+            "parsing": (
+                None
+                if self.parsing is None
+                else {"file": PARSING_NAME, "labelset": self.parsing.labelset.to_json()}
+            ),
             "task": None if self.task is None else self.task.to_dict(),
             "checksums": dict(checksums or {}),
         }
@@ -200,6 +223,9 @@ class SegmentationResult:
         if len(self.parts):
             written = self.parts.save(out / PARTS_DIR).files
             files.update((f"{PARTS_DIR}/{name}", sha) for name, sha in written.items())
+        if self.parsing is not None:
+            self.parsing.save(out / PARSING_NAME)
+            files[PARSING_NAME] = sha256_file(out / PARSING_NAME)
         files[RESULT_NAME] = write_hashed(out / RESULT_NAME, json_bytes(self.to_json(files)))
         saving.unlink()
         return WrittenFolder.of(out, files)
@@ -252,6 +278,7 @@ class SegmentationResult:
             keypoints = meta.get("keypoints")
             if keypoints is not None:
                 keypoints = _checked_keypoints(keypoints)
+            labelset = _stored_labelset(meta.get("parsing"))
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise MaskDecodeError(f"{meta_path} is not a valid result file ({exc}).") from exc
         if verify:
@@ -267,6 +294,7 @@ class SegmentationResult:
         # "parts" lists them; a result.json written by hand may leave it out
         has_parts = meta.get("parts") if "parts" in meta else (src / PARTS_DIR).is_dir()
         parts = MaskSet.load(src / PARTS_DIR) if has_parts else MaskSet({}, shape=masks.shape)
+        parsing = None if labelset is None else Parsing.load(src / PARSING_NAME, labelset)
         return cls(
             masks=masks,
             parts=parts,
@@ -277,6 +305,7 @@ class SegmentationResult:
             notes=tuple(meta.get("notes") or ()),
             engine=meta.get("engine"),
             keypoints=keypoints,
+            parsing=parsing,
         )
 
     @classmethod
@@ -383,6 +412,23 @@ def find_results(
     return sorted(found, key=lambda p: p.relative_to(base).as_posix())
 
 
+def _stored_labelset(entry: Any) -> LabelSet | None:
+    """The label set ``result.json`` records for ``parsing.png`` (``None``: no parsing).
+
+    The registered set of that name when its labels are the same, else the set exactly
+    as recorded, so a folder made with a user's own set reads back anywhere.
+    """
+    if entry is None:
+        return None
+    stored = entry["labelset"]
+    name, labels = str(stored["name"]), tuple(str(n) for n in stored["labels"])
+    known = LABELSETS.get(name)
+    if known is not None and known.labels == labels:
+        return known
+    classes = {str(k): tuple(v) for k, v in dict(stored["classes"]).items()}
+    return LabelSet(name, labels, classes)
+
+
 def _checked_keypoints(value: Any) -> dict[str, tuple[float, float]]:
     """``{name: (x, y)}`` with float coordinates, or ValueError saying what is wrong.
 
@@ -486,4 +532,5 @@ def segment_with_engine(
         notes=tuple(out.notes),
         engine=getattr(engine, "name", None) or type(engine).__name__,
         keypoints=out.keypoints,
+        parsing=out.parsing,
     )

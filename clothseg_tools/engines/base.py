@@ -72,6 +72,9 @@ class Engine(abc.ABC):
     #: True for an engine that looks images up by their encoded file bytes (replay):
     #: callers holding an in-memory array then encode it for this engine only.
     keys_on_bytes: bool = False
+    #: Whether one instance may serve several threads at once. Batches and the server
+    #: build one engine per worker thread unless this is true.
+    thread_safe: bool = False
 
     def segment(
         self,
