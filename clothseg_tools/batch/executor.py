@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import logging
 import os
 import threading
@@ -28,6 +27,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._io import sha256_file
 from .._pool import RateLimiter, ThreadLoop
 from .discover import BatchItem
 from .manifest import Manifest, manifest_path
@@ -45,15 +45,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("clothseg_tools")
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_checksums(root: str | os.PathLike[str], relpaths: Iterable[str]) -> dict[str, str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import threading
@@ -26,14 +25,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import limits
+from .. import engines, limits
 from ..contract import KEY_ENV, OPTION_NAMES, REPLAY_DIR_ENV, URL_ENV, Options
+from ..decode import download
 from ..errors import ConfigurationError, FileTooLargeError
-from ..result import RESULT_NAME, SegmentationResult, segment_with_engine
+from ..result import SegmentationResult, segment_with_engine
 from ..segmentation import choose_engine
+from . import runner
 from .discover import BatchItem, InputNotFoundError, SkippedInput
 from .manifest import Manifest, manifest_path, read_manifests
-from .runner import BatchOptions, BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
+from .runner import BatchOptions, BatchSummary, ItemOutput, Job, Progress, now_iso, run_job
 from .shards import Shard, shard_of
 
 __all__ = [
@@ -50,7 +51,7 @@ __all__ = [
 logger = logging.getLogger("clothseg_tools")
 
 #: Backend names ``--engine`` accepts (``auto`` picks one, see :func:`choose_backend`).
-BACKENDS = ("auto", "remote", "local", "replay")
+BACKENDS = ("auto", "remote", "local", "replay", "onnx")
 
 #: Default workers for the remote service: each one mostly waits on the network, so
 #: more of them than cores keep the service busy (the client's pool keeps 64 connections).
@@ -96,9 +97,7 @@ def default_workers(backend: str) -> int:
     >>> default_workers("local") == available_cpus()
     True
     """
-    from .runner import available_cpus
-
-    return REMOTE_WORKERS if backend == "remote" else available_cpus()
+    return REMOTE_WORKERS if backend == "remote" else runner.available_cpus()
 
 
 def _read_source(item: BatchItem) -> bytes | str:
@@ -120,13 +119,14 @@ def _read_source(item: BatchItem) -> bytes | str:
                 f"{limits.MAX_FILE_BYTES / 2**20:.0f} MB. Shrink or re-encode it."
             )
         return str(path)
-    from ..decode import download
 
     return download(item.location, max_bytes=limits.MAX_FILE_BYTES, what="image")
 
 
 class _EngineSegmenter:
-    """One engine per worker thread (models are not assumed to be thread-safe).
+    """One engine per worker thread (models are not assumed to be thread-safe), or one
+    shared by all when the engine says it is (``thread_safe``: the onnx engine's one
+    session serves every thread, so the model is loaded once).
 
     Pickling keeps only how to build the engine, so a Ray worker that receives the
     job loads its own model once.
@@ -149,6 +149,11 @@ class _EngineSegmenter:
     def _engine(self) -> Any:
         engine = getattr(self._local, "engine", None)
         if engine is None:
+            with self._lock:
+                shared = self._engines[0] if self._engines else None
+            if shared is not None and getattr(shared, "thread_safe", False):
+                self._local.engine = shared
+                return shared
             engine = self._factory()
             self._local.engine = engine
             with self._lock:
@@ -164,8 +169,8 @@ class _EngineSegmenter:
 
     def close(self) -> None:
         with self._lock:
-            engines, self._engines = self._engines, []
-        for engine in engines:
+            built, self._engines = self._engines, []
+        for engine in built:
             with contextlib.suppress(Exception):
                 engine.close()
 
@@ -287,20 +292,9 @@ def make_segmenter(
             )
         if replay_dir is not None:
             options.setdefault("replay_dir", replay_dir)
-    from ..engines import get_engine
 
     name = backend
-    return _EngineSegmenter(lambda: get_engine(name, **options), name, api_options)
-
-
-def _clear_leftovers(folder: Path) -> None:
-    """Remove temporary files a killed run left mid-write (they are never outputs)."""
-    for sub in (folder, folder / "parts"):
-        with contextlib.suppress(OSError):
-            for entry in sub.iterdir():
-                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                    with contextlib.suppress(OSError):
-                        entry.unlink()
+    return _EngineSegmenter(lambda: engines.get_engine(name, **options), name, api_options)
 
 
 def _input_fingerprint(item: BatchItem) -> str | None:
@@ -333,11 +327,8 @@ def segment_job(
         result = segmenter(item)
         t1 = time.perf_counter()
         folder = out / item.key
-        _clear_leftovers(folder)
-        result.save(folder)
-        meta = json.loads((folder / RESULT_NAME).read_text(encoding="utf-8"))
-        checksums = {f"{item.key}/{name}": sha for name, sha in meta["checksums"].items()}
-        checksums[f"{item.key}/{RESULT_NAME}"] = sha256_file(folder / RESULT_NAME)
+        saved = result.save(folder)
+        checksums = {f"{item.key}/{name}": sha for name, sha in saved.files.items()}
         timings = dict(result.timings)
         timings.update(segment_total=t1 - t0, save=time.perf_counter() - t1)
         return ItemOutput(checksums=checksums, timings=timings, notes=tuple(result.notes))
@@ -487,8 +478,6 @@ def record_passed_over(
         passed_over = [e for e in passed_over if shard_of(e.source, shard.count) == shard.index]
     if not passed_over:
         return []
-    from .runner import now_iso
-
     name = job.manifest_name or job.command
     latest = read_manifests(job.out_dir, name)
     path = manifest_path(job.out_dir, name, shard.pair if shard is not None else None)

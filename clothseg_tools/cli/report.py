@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ._common import quiet_option, workers_option
+from ..batch.runner import available_cpus
+from ..engines import get_engine
+from ._common import model_options, onnx_engine_options, quiet_option, workers_option
 
 __all__ = ["demo_command", "report_command"]
 
@@ -43,7 +46,7 @@ def report_command(
     Per image: the photo, the overlay, the cutout and its coverage; the dataset's
     coverage charts; every failure with its reason. Viewable offline.
     """
-    from ..batch.runner import available_cpus
+    # lazy: keeps the clothseg command's start-up fast
     from ..report import build_report
 
     page = build_report(
@@ -67,17 +70,40 @@ def report_command(
     show_default=True,
     help="Folder for the sample photos, results and report.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "onnx"]),
+    default="local",
+    show_default=True,
+    help="In-process engine: local (replayed recordings where it cannot install), or onnx "
+    "with --model.",
+)
+@model_options
 @workers_option("Images processed at once [default: the CPU cores available].")
 @quiet_option("No progress bars, and only errors logged.")
-def demo_command(out: Path, workers: int | None, quiet: bool) -> None:
+def demo_command(
+    out: Path,
+    engine: str,
+    model: Path | None,
+    labels: str | None,
+    workers: int | None,
+    quiet: bool,
+) -> None:
     """Run the whole job offline on sample photos and write the review report.
 
     Segments scikit-image's sample photos of people plus a few generated ones with
     the local engine (no API key needed), makes overlays, cutouts, label maps and
-    statistics, and writes OUT/results/report.html.
+    statistics, and writes OUT/results/report.html. With --engine onnx --model PATH the
+    photos are segmented by that human-parsing model instead.
     """
+    # lazy: keeps the clothseg command's start-up fast
     from ..demo import run_demo
     from ._common import TqdmProgress
+
+    options = onnx_engine_options(engine, model, labels)
+    chosen: Any = engine
+    if options:
+        chosen = get_engine("onnx", **options)  # loaded once, shared by the workers
 
     def progress(step: str) -> TqdmProgress:
         return TqdmProgress(step, quiet=quiet)
@@ -86,7 +112,7 @@ def demo_command(out: Path, workers: int | None, quiet: bool) -> None:
         if not quiet:
             click.echo(message, err=True)
 
-    demo = run_demo(out, workers=workers, progress=progress, log=say)
+    demo = run_demo(out, engine=chosen, workers=workers, progress=progress, log=say)
     if demo.report is None:
         click.echo("Interrupted; run the same command again to resume.", err=True)
         click.get_current_context().exit(demo.exit_code)

@@ -2,7 +2,8 @@
 
 Engine calls are CPU work, so they never run on the event loop: each task runs on one
 of ``workers`` threads, and each thread builds its own engine instance (engines need
-not be thread-safe). Decoding the image, running the engine, encoding the PNG masks
+not be thread-safe; one whose ``thread_safe`` is true, such as the onnx engine's single
+session, is shared by all). Decoding the image, running the engine, encoding the PNG masks
 and the per-garment ZIP, and writing the results all happen on that thread; the event
 loop only awaits the task's future.
 """
@@ -22,6 +23,8 @@ from .._io import encode_png
 from ..classes import CLASS_TYPES, GARMENT_CLASSES
 from ..engines import Engine
 from ..errors import EngineError, InputError, NoRecordError
+from ..inputs import decode_input_image
+from ..zipmasks import part_class, write_mask_zip
 from .settings import ServerSettings, parse_progression
 from .store import (
     STATE_FAILED,
@@ -137,7 +140,10 @@ class TaskRunner:
         engine: Engine | None = getattr(self._local, "engine", None)
         if engine is None:
             with self._lock:
-                engine = self._spare.pop() if self._spare else None
+                if self._engines and getattr(self._engines[0], "thread_safe", False):
+                    engine = self._engines[0]  # one model serves every thread
+                else:
+                    engine = self._spare.pop() if self._spare else None
             if engine is None:
                 engine = self._factory()
                 with self._lock:
@@ -178,7 +184,6 @@ class TaskRunner:
         self._finish(rec, status=200, message="success", files=list(files))
 
     def _segment(self, rec: TaskRecord, data: bytes) -> tuple[dict[str, bytes], float]:
-        from ..inputs import decode_input_image
 
         image = decode_input_image(data)
         classes = CLASS_TYPES[rec.class_type]
@@ -228,7 +233,6 @@ class TaskRunner:
 
 def _garment_zip(parts: dict[str, Any]) -> bytes:
     """The per-garment ZIP: one PNG per instance of a garment class."""
-    from ..zipmasks import part_class, write_mask_zip
 
     garments = {name: mask for name, mask in parts.items() if part_class(name) in GARMENT_CLASSES}
     return write_mask_zip(garments, layout="flat")
