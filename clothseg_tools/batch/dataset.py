@@ -24,8 +24,11 @@ from typing import Any
 
 from ..contract import KEY_ENV, OPTION_NAMES, Options
 from ..errors import ConfigurationError
+from ..export.rle import encode_rle
+from ..stats import coverage
 from .discover import BatchItem
 from .post import result_masks
+from .ray_executor import _Bucket
 from .segment import choose_backend, make_segmenter
 
 __all__ = ["DATASET_COLUMNS", "segment_dataset"]
@@ -69,9 +72,6 @@ class _SegmentRows:
                 time.sleep(delay)
 
     def _one(self, path: str | None, data: bytes | None) -> dict[str, Any]:
-        from ..export.rle import encode_rle
-        from ..stats import coverage
-
         source = path or ""
         row: dict[str, Any] = {
             "source": source,
@@ -224,8 +224,6 @@ def segment_dataset(
         raise ConfigurationError(f"The dataset has no column {chosen!r}; it has {names}.")
     bucket = None
     if rate_limit:
-        from .ray_executor import _Bucket
-
         bucket = ray.remote(num_cpus=0)(_Bucket).remote(float(rate_limit))
     pool: int | tuple[int, int] = (
         int(concurrency) if concurrency is not None else (1, max(1, os.cpu_count() or 1))

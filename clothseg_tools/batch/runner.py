@@ -58,6 +58,7 @@ from .executor import (
     sha256_file,
 )
 from .manifest import Manifest, manifest_path, read_manifests
+from .ray_executor import RayExecutor  # imports ray itself only when a run uses it
 from .shards import Shard
 
 __all__ = [
@@ -378,8 +379,6 @@ def _executor(batch: BatchOptions) -> Executor:
     if isinstance(batch.executor, Executor):
         return batch.executor
     if batch.executor == "ray":
-        from .ray_executor import RayExecutor  # only when asked: ray is an optional extra
-
         return RayExecutor(batch.workers, address=batch.ray_address)
     return LocalExecutor(batch.workers)
 

@@ -191,6 +191,7 @@ class _RemoteSegmenter:
         *,
         timeout: float | None = None,
     ) -> None:
+        # lazy: the client pulls in requests
         from ..api import Client
 
         self._client_options = dict(client_options)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from ..batch.runner import BatchSummary
+from ..batch.shards import Shard
 from ..contract import OPTION_NAMES, OPTIONS
 from ..errors import ClothsegError, ConfigurationError
 
@@ -314,8 +315,6 @@ def batch_options(func: F, *, workers_help: str = CPU_WORKERS_HELP) -> F:
 def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     if value is None:
         return None
-    from ..batch.shards import Shard
-
     try:
         return Shard.parse(value)
     except ConfigurationError as exc:
