@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+from ..batch.importing import available_formats, import_batch
+from ..batch.runner import available_cpus
+from ..errors import LabelSetError
+from ..labelsets import get_labelset
 from ._common import TqdmProgress, batch_options, finish_batch
 
 __all__ = ["import_command"]
@@ -61,11 +65,6 @@ def import_command(
 
     Example: clothseg import lip_parsing/ --labels lip --images photos/ --out results/
     """
-    from ..batch.importing import available_formats, import_batch
-    from ..batch.runner import available_cpus
-    from ..errors import LabelSetError
-    from ..labelsets import get_labelset
-
     labelset = None
     if labels is not None:
         try:
