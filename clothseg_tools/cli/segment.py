@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -11,7 +12,14 @@ from ..batch.manifest import manifest_path
 from ..batch.segment import BACKENDS, choose_backend, default_workers, segment_batch
 from ..classes import CLASSES, classes_for_type
 from ..contract import KEY_ENV, URL_ENV, safe_source
-from ._common import TqdmProgress, api_option_flags, batch_options, finish_batch
+from ._common import (
+    TqdmProgress,
+    api_option_flags,
+    batch_options,
+    finish_batch,
+    model_options,
+    onnx_engine_options,
+)
 
 __all__ = ["segment_command"]
 
@@ -38,6 +46,7 @@ __all__ = ["segment_command"]
     type=click.Path(file_okay=False, path_type=Path),
     help="Record folder of the replay engine.",
 )
+@model_options
 @click.option(
     "--api-key",
     envvar=KEY_ENV,
@@ -61,12 +70,18 @@ __all__ = ["segment_command"]
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds to wait for one image on the service.",
 )
-@batch_options
+@functools.partial(
+    batch_options,
+    workers_help="Images in flight [default: the CPU cores available for an in-process "
+    "engine, which is CPU-bound; 8 for the remote service, which is I/O-bound].",
+)
 def segment_command(
     inputs: tuple[str, ...],
     out_dir: Path,
     engine: str,
     replay_dir: Path | None,
+    model: Path | None,
+    labels: str | None,
     api_key: str | None,
     base_url: str | None,
     class_type: int,
@@ -85,6 +100,11 @@ def segment_command(
     INPUTS are image files, folders (searched recursively), glob patterns, .txt files
     listing paths or URLs, or URLs. Each input's masks go to OUT/<relative path
     without extension>/; rerunning the same command resumes where it stopped.
+    Files in a folder that are not supported images are listed as skipped.
+
+    The options default to the service's, whatever the engine: --class-type 1 asks
+    for clothes, tops, bottoms, dress and acc; --class-type 4 for all twelve classes.
+    The engine and the classes are named at the start and in the summary.
     """
     known = {
         src: rec["key"]
@@ -98,6 +118,9 @@ def segment_command(
             f"The inputs hold no supported image files{passed}; name photos or folders "
             "of photos (jpg, png, webp, bmp, tiff)."
         )
+    engine_options = onnx_engine_options(engine, model, labels)
+    if engine == "auto" and model is not None:
+        engine = "onnx"  # a model given is the engine asked for
     backend = choose_backend(engine, api_key=api_key)
     workers = workers or default_workers(backend)
     asked = describe_request(backend, class_type, base_url=base_url)
@@ -114,6 +137,7 @@ def segment_command(
         api_key=api_key,
         base_url=base_url,
         replay_dir=replay_dir,
+        engine_options=engine_options,
         timeout=timeout,
         workers=workers,
         rate_limit=rate_limit,
