@@ -86,8 +86,10 @@ def test_an_allowed_network_covers_its_embedded_forms() -> None:
     assert refusal_reason("2002:a02:1::1", policy) == "a private address (in a 6to4 address)"
 
 
-_refused_v4 = st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address).filter(
-    lambda ip: refusal_reason(str(ip), UrlPolicy()) is not None
+_refused_v4 = (
+    st.integers(0, 2**32 - 1)
+    .map(ipaddress.IPv4Address)
+    .filter(lambda ip: refusal_reason(str(ip), UrlPolicy()) is not None)
 )
 
 
