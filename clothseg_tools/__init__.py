@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     # vocabulary
     "CLASSES": "classes",
     "CLASS_TYPES": "classes",
+    "LABEL_PRIORITY": "classes",
     "PALETTE": "classes",
     # the service contract
     "Options": "contract",
@@ -72,6 +73,8 @@ _EXPORTS: dict[str, str] = {
     "export_coco": "export",
     "save_label_png": "export",
     "load_label_png": "export",
+    # one photo, from the service or an engine
+    "segment": "segmentation",
     # fetch layer
     "Client": "api",
     "Task": "api",
@@ -98,6 +101,7 @@ __all__ = [
     "__version__",
     "CLASSES",
     "CLASS_TYPES",
+    "LABEL_PRIORITY",
     "PALETTE",
     "Options",
     "LabelSet",
@@ -140,6 +144,7 @@ __all__ = [
     "export_coco",
     "save_label_png",
     "load_label_png",
+    "segment",
     "Client",
     "Task",
     "SegmentationResult",

@@ -54,8 +54,10 @@ def coco_command(
     Categories are the twelve classes; images are named after their source photos.
     pycocotools' COCO(path) reads the file as it is.
     """
+    from ..batch import require_results
     from ..export import export_coco
 
+    require_results(results)  # an empty folder answers like every other command
     path = export_coco(
         results,
         out or results / "coco.json",

@@ -121,7 +121,9 @@ def _file_name(source: Any, fallback: str) -> str:
     return name or fallback
 
 
-def _read_folder(folder: Path) -> _Item:
+def _read_folder(folder: Path, root: Path | None = None) -> _Item:
+    """One saved result; below ``root`` its ``file_name`` keeps the folder's relative
+    path, so same-named photos from different folders stay apart (``a/shirt.jpg``)."""
     meta_path = folder / RESULT_FILE
     if not meta_path.is_file():
         raise FileNotFoundError(
@@ -136,7 +138,12 @@ def _read_folder(folder: Path) -> _Item:
         raise MaskDecodeError(f"{meta_path} is not a valid result file ({exc}).") from exc
     masks = MaskSet.load(folder)
     parts = MaskSet.load(folder / "parts") if (folder / "parts").is_dir() else None
-    return _Item(_file_name(meta.get("source"), folder.name), masks, parts, wh)
+    name = _file_name(meta.get("source"), folder.name)
+    if root is not None and folder != root:
+        # segment mirrors the input tree: the result folder's parent is the photo's
+        parent = folder.relative_to(root).parent.as_posix()
+        name = name if parent == "." else f"{parent}/{name}"
+    return _Item(name, masks, parts, wh)
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -150,12 +157,14 @@ def _hidden(path: Path, root: Path) -> bool:
 
 def _expand(results: Any) -> Iterator[_Item]:
     """Yield one _Item per result, reading folders lazily (one in memory at a time)."""
+    root: Path | None = None
     if isinstance(results, (str, os.PathLike)):
         root = Path(results)
         if (root / RESULT_FILE).is_file():
             results = [root]
         elif root.is_dir():
             # `clothseg segment` mirrors the input tree, so results sit at any depth
+            root = root.resolve()
             results = sorted(
                 (p.parent for p in root.rglob(RESULT_FILE) if not _hidden(p, root)),
                 key=lambda p: _natural_key(p.relative_to(root)),
@@ -168,7 +177,7 @@ def _expand(results: Any) -> Iterator[_Item]:
             raise FileNotFoundError(f"No such result folder: {root}")
     for item in results:
         if isinstance(item, (str, os.PathLike)):
-            yield _read_folder(Path(item))
+            yield _read_folder(Path(item), root)
         elif isinstance(item, tuple) and len(item) in (2, 3):
             parts = item[2] if len(item) == 3 else None
             yield _Item(
@@ -190,6 +199,18 @@ def _expand(results: Any) -> Iterator[_Item]:
                 "results must hold result folders, (file_name, MaskSet[, parts]) tuples or "
                 f"SegmentationResult objects; got {type(item).__name__}."
             )
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name`` with ``-2``, ``-3``... before its extension when an earlier
+    image of the file already has it (COCO tools look images up by file name)."""
+    stem, ext = os.path.splitext(name)
+    candidate, n = name, 1
+    while candidate.casefold() in taken:
+        n += 1
+        candidate = f"{stem}-{n}{ext}"
+    taken.add(candidate.casefold())
+    return candidate
 
 
 def _maskset(value: Any, what: str, shape: tuple[int, int] | None = None) -> MaskSet:
@@ -273,7 +294,10 @@ def export_coco(
         ``result.json`` whose ``source`` gives the image's file name), a folder that
         holds such folders (read in natural order), or ``(file_name, MaskSet)`` /
         ``(file_name, MaskSet, parts)`` tuples, or ``SegmentationResult`` objects.
-        Folders are read one at a time, so any number fits in memory.
+        Folders are read one at a time, so any number fits in memory. Below a folder
+        of results, an image's ``file_name`` is its photo's name under the result's
+        relative folder (``shop1/shirt.jpg``), as ``clothseg segment`` mirrors the
+        input tree; a name an earlier image already has gets ``-2``, ``-3``... added.
     path
         The JSON file to write (atomically; compact JSON).
     mode
@@ -321,8 +345,10 @@ def export_coco(
     category_id = {c: i + 1 for i, c in enumerate(CLASSES)}
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
+    taken: set[str] = set()
     for image_id, item in enumerate(_expand(results), start=1):
         h, w = item.masks.shape
+        file_name = _unique(item.file_name, taken)
         if item.size is not None and item.size != (w, h):
             raise ShapeMismatchError(
                 f"{item.file_name}: result.json records image size {list(item.size)} "
@@ -333,7 +359,7 @@ def export_coco(
                 f"{item.file_name}: parts have shape {item.parts.shape} but the masks "
                 f"have shape {(h, w)}."
             )
-        images.append({"id": image_id, "file_name": item.file_name, "width": w, "height": h})
+        images.append({"id": image_id, "file_name": file_name, "width": w, "height": h})
         pairs = (
             _semantic_masks(item, level, priority)
             if mode == "semantic"
