@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import limits
-from ._io import encode_png
+from ._io import encode_png, read_regular_file
 from .contract import is_url
 from .decode._image import load_checked, mask_from_image, open_image
 from .errors import (
@@ -245,6 +245,8 @@ def load_input(image: Any) -> tuple[bytes, str]:
     ------
     FileNotFoundError
         The path does not exist.
+    NotAFileError
+        The path is a FIFO, socket, device or symbolic-link loop (an ``InputError``).
     InputError
         A URL was given (pass it as ``image_url``), the type is not supported, or
         the image breaks the service's limits (see :func:`check_image_bytes`).
@@ -264,7 +266,7 @@ def load_input(image: Any) -> tuple[bytes, str]:
         )
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
-        data = path.read_bytes()
+        data = read_regular_file(path)  # a FIFO named like a photo never blocks here
         filename = path.name
     elif isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)

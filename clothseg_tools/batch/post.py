@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import limits
-from .._io import atomic_write_bytes, encode_png
+from .._io import atomic_write_bytes, encode_png, read_regular_file
 from ..classes import GARMENT_CLASSES, canonical_class
 from ..masks import MaskSet
 from ..result import RESULT_NAME, SegmentationResult
@@ -167,12 +167,13 @@ def load_photo(
         data = download(source, max_bytes=limits.MAX_FILE_BYTES, what="image")
     else:
         path = Path(source)
-        if not path.is_file():
+        try:
+            data = read_regular_file(path)
+        except FileNotFoundError:
             raise FileNotFoundError(
                 f"The photo {source} of the result{where} is no longer there; put it back "
                 "or segment it again from its new place."
-            )
-        data = path.read_bytes()
+            ) from None
     check_image_bytes(data, name=Path(source).name)
     photo = decode_input_image(data)
     check_same_shape(result.shape, photo.shape, what="the masks", other="the photo")

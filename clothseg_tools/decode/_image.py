@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import limits
+from .._io import read_regular_file
 from ..errors import ClothsegError, ImageDecodeError, ImageTooLargeError, MaskDecodeError
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ def read_image(
         data, what = bytes(source), "image"
     else:
         path = Path(source)
-        data, what = path.read_bytes(), f"image {path.name!r}"
+        data, what = read_regular_file(path), f"image {path.name!r}"
     img = open_image(
         data,
         what,
