@@ -263,7 +263,8 @@ def _shown(raw: Any) -> str:
     if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 128:
         return f"an integer of about {int(raw.bit_length() * 0.30103) + 1} digits"
     try:
-        text = repr(raw)
+        # a JSON number arrives as a Decimal: show it as it was written
+        text = str(raw) if isinstance(raw, decimal.Decimal) else repr(raw)
     except ValueError:  # e.g. an int past Python's digit limit for str()
         return f"a {type(raw).__name__} too long to show"
     return text if len(text) <= 40 else text[:37] + "..."
