@@ -419,6 +419,12 @@ linear-gradient(-45deg,#ccc 25%,transparent 25%),linear-gradient(45deg,transpare
 linear-gradient(-45deg,transparent 75%,#ccc 75%);background-size:16px 16px;
 background-position:0 0,0 8px,8px -8px,-8px 0}
 .problem{color:#a40;overflow-wrap:anywhere}.note{color:#555;overflow-wrap:anywhere}
+@media (max-width:600px){
+.failures,.failures tbody,.failures tr,.failures td{display:block;width:auto}
+.failures colgroup,.failures tr.head{display:none}
+.failures tr{border:1px solid #ddd;margin:0 0 8px;padding:4px 0}
+.failures td{border:0;padding:1px 8px}
+.failures td::before{content:attr(data-label) ": ";color:#666}}
 """
 
 #: Captions of the per-image pictures, in page order.
@@ -540,19 +546,34 @@ def _charts(entries: Sequence[_Entry], columns: Sequence[str]) -> str:
     )
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 failure"``, ``"3 failures"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+#: The failure table's columns: manifest field -> heading (also each cell's label on a
+#: phone, where the rows become cards).
+_FAILURE_COLUMNS = {"command": "step", "source": "input", "type": "error", "message": "reason"}
+
+
 def _failures_html(rows: Sequence[Mapping[str, str]]) -> str:
     if not rows:
         return "<p>None.</p>"
     esc = html.escape
     body = "".join(
-        f"<tr><td>{esc(r['command'])}</td><td>{esc(r['source'])}</td><td>{esc(r['type'])}</td>"
-        f"<td>{esc(r['message'])}</td></tr>"
+        "<tr>"
+        + "".join(
+            f'<td data-label="{label}">{esc(r[field])}</td>'
+            for field, label in _FAILURE_COLUMNS.items()
+        )
+        + "</tr>"
         for r in rows
     )
     widths = "".join(f'<col style="width:{w}%">' for w in (12, 33, 20, 35))
+    head = "".join(f"<th>{label}</th>" for label in _FAILURE_COLUMNS.values())
     return (
-        f"<table><colgroup>{widths}</colgroup>"
-        f"<tr><th>step</th><th>input</th><th>error</th><th>reason</th></tr>{body}</table>"
+        f'<table class="failures"><colgroup>{widths}</colgroup>'
+        f'<tr class="head">{head}</tr>{body}</table>'
     )
 
 
@@ -643,7 +664,8 @@ def build_report(
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{esc(name)} · clothseg report</title><style>{_CSS}</style></head><body>"
         f"<h1>{esc(name)}</h1>"
-        f'<p class="meta">{len(items)} results{more} · {len(failures)} failures · '
+        f'<p class="meta">{_count(len(items), "result")}{more} · '
+        f"{_count(len(failures), 'failure')} · "
         f"made {esc(stamp)}</p>{notice_html}"
         f"<h2>Dataset coverage</h2>{_charts(entries, columns)}"
         f"<h2>Failures</h2>{_failures_html(failures)}"

@@ -684,8 +684,10 @@ def test_default_workers_follow_the_engine(monkeypatch):
     monkeypatch.delattr(runner.os, "process_cpu_count", raising=False)
     monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert runner.available_cpus() == 2
-    help_text = run("segment", "--help", code=0).output
-    assert "the CPU cores available" in " ".join(help_text.split())
+    help_text = " ".join(run("segment", "--help", code=0).output.split())
+    assert "the CPU cores available for an in-process engine" in help_text
+    assert f"{REMOTE_WORKERS} for the remote service" in help_text
+    assert "the CPU cores available" in " ".join(run("cutout", "--help", code=0).output.split())
 
 
 def test_segment_uses_as_many_workers_as_cores_for_an_in_process_engine(

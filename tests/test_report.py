@@ -99,7 +99,7 @@ def test_page_shows_each_image_its_coverage_the_charts_and_the_failures(results)
     text = build_report(results, title="Batch 7").read_text()
     assert text.count('<article class="item"') == 4
     assert text.count("<svg") == 3
-    assert "Batch 7" in text
+    assert "Batch 7" in text and "4 results · 1 failure · made" in text
     assert "ImageDecodeError" in text and "broken.png" in text
     # the legend: tops on the upper half of each photo (of 30 to 33 rows)
     shares = re.findall(r"</span>tops (\d+\.\d)%</li>", text)

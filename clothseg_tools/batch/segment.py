@@ -399,9 +399,7 @@ def segment_batch(
         class_type=class_type, output_type=output_type, detail_mode=detail_mode, quality=quality
     )
     if isinstance(engine, str) or engine is None:
-        backend: str | Engine = choose_backend(
-            engine, api_key=api_key or os.environ.get(KEY_ENV)
-        )
+        backend: str | Engine = choose_backend(engine, api_key=api_key or os.environ.get(KEY_ENV))
     else:
         backend = engine
     segmenter = make_segmenter(

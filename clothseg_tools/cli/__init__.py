@@ -15,7 +15,7 @@ import click
 from .._version import __version__
 from ..errors import install_hint
 from ._common import ClothsegGroup, configure_logging
-from .export import coco_command
+from .export import coco_command, export_command, import_labels_command
 from .post import (
     background_command,
     cutout_command,
@@ -85,6 +85,8 @@ for _command in (
     stats_command,
     tryon_command,
     coco_command,
+    export_command,
+    import_labels_command,
     report_command,
     demo_command,
     _serve_command(),

@@ -223,10 +223,14 @@ def workers_option(help_text: str) -> Callable[[F], F]:
     return click.option("-w", "--workers", type=click.IntRange(1, 256), help=help_text)
 
 
-def batch_options(func: F) -> F:
-    """``--workers``, ``--overwrite``, ``--retry-failed`` and ``--quiet``."""
+#: ``--workers`` of the commands whose work is CPU-bound (post-processing, stats, tryon).
+CPU_WORKERS_HELP = "Items processed at once [default: the CPU cores available]."
+
+
+def batch_options(func: F, *, workers_help: str = CPU_WORKERS_HELP) -> F:
+    """``--workers`` (help: ``workers_help``), ``--overwrite``, ``--retry-failed``, ``--quiet``."""
     options = [
-        workers_option("Items processed at once [default: the CPU cores available]."),
+        workers_option(workers_help),
         click.option(
             "--overwrite",
             is_flag=True,

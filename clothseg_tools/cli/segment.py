@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -61,7 +62,11 @@ __all__ = ["segment_command"]
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds to wait for one image on the service.",
 )
-@batch_options
+@functools.partial(
+    batch_options,
+    workers_help="Images in flight [default: the CPU cores available for an in-process "
+    "engine, which is CPU-bound; 8 for the remote service, which is I/O-bound].",
+)
 def segment_command(
     inputs: tuple[str, ...],
     out_dir: Path,
@@ -85,6 +90,11 @@ def segment_command(
     INPUTS are image files, folders (searched recursively), glob patterns, .txt files
     listing paths or URLs, or URLs. Each input's masks go to OUT/<relative path
     without extension>/; rerunning the same command resumes where it stopped.
+    Files in a folder that are not supported images are listed as skipped.
+
+    The options default to the service's, whatever the engine: --class-type 1 asks
+    for clothes, tops, bottoms, dress and acc; --class-type 4 for all twelve classes.
+    The engine and the classes are named at the start and in the summary.
     """
     known = {
         src: rec["key"]
