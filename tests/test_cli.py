@@ -483,6 +483,7 @@ EMPTY_FOLDER_COMMANDS = [
     ["overlay", "{folder}"],
     ["stats", "{folder}"],
     ["coco", "{folder}"],
+    ["export", "{folder}", "--format", "yolo", "--out", "{tmp}/exported"],
     ["tryon", "{folder}", "--category", "upper_body"],
     ["report", "{folder}"],
 ]

@@ -185,9 +185,11 @@ def export_command(
     (the message names the result at fault), 2 usage, 130 interrupted.
     """
     from .. import export
+    from ..batch import require_results
     from ..batch.post import parse_classes
     from ..classes import canonical_classes
 
+    require_results(results)  # an empty folder answers like every other command
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise click.UsageError(f"{out} already exists; choose another --out or pass --overwrite.")
     try:
