@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any
 
 import numpy as np
@@ -24,15 +27,80 @@ import numpy.typing as npt
 from .errors import NotAFileError
 
 __all__ = [
+    "WrittenFolder",
     "atomic_open",
     "atomic_write_bytes",
     "atomic_write_json",
     "encode_png",
+    "json_bytes",
     "non_regular_kind",
     "open_regular_file",
     "read_regular_file",
+    "sha256_bytes",
+    "sha256_file",
+    "write_hashed",
     "write_png",
 ]
+
+# the concrete Path class of this platform (PosixPath or WindowsPath): subclassable on
+# every supported Python, where pathlib.Path itself is only from 3.12 on
+_PlatformPath: Any = type(Path())
+
+
+class WrittenFolder(_PlatformPath):
+    """A folder (a :class:`pathlib.Path`) with the files just written into it.
+
+    ``files`` maps each file's path relative to the folder (``/``-separated) to the
+    SHA-256 of the bytes written, hashed while writing: nobody reads them back to
+    learn their checksums. Paths derived from it (``folder / "x"``) are plain paths.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = WrittenFolder.of(tempfile.mkdtemp(), {"a.png": "00ff"})
+    >>> out.is_dir(), dict(out.files)
+    (True, {'a.png': '00ff'})
+    """
+
+    files: Mapping[str, str] = MappingProxyType({})
+
+    @classmethod
+    def of(cls, folder: str | os.PathLike[str], files: Mapping[str, str]) -> WrittenFolder:
+        """The folder ``folder`` with its written ``files``."""
+        out = cls(folder)
+        out.files = MappingProxyType(dict(files))
+        return out
+
+    if sys.version_info >= (3, 12):
+
+        def with_segments(self, *segments: Any) -> Path:
+            return Path(*segments)
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The lower-case hex SHA-256 of ``data``.
+
+    Examples
+    --------
+    >>> sha256_bytes(b"")[:16]
+    'e3b0c44298fc1c14'
+    """
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB chunks (the checksum of every manifest
+    and ``result.json``)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as the indented UTF-8 JSON every JSON file of the package is written as."""
+    return (json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 @contextlib.contextmanager
@@ -94,9 +162,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented UTF-8 JSON to ``path`` atomically."""
-    with atomic_open(path, "w") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=False, ensure_ascii=False)
-        fh.write("\n")
+    atomic_write_bytes(path, json_bytes(obj))
+
+
+def write_hashed(path: str | os.PathLike[str], data: bytes) -> str:
+    """Write ``data`` to ``path`` atomically and return its SHA-256, hashed from memory."""
+    atomic_write_bytes(path, data)
+    return sha256_bytes(data)
 
 
 # O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a

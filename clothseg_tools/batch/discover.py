@@ -31,7 +31,8 @@ from .. import limits
 from .._io import non_regular_kind
 from ..contract import is_url, safe_source
 from ..errors import ConfigurationError
-from ..result import PARTS_DIR, RESULT_NAME
+from ..result import PARTS_DIR, RESULT_NAME, find_results
+from .manifest import manifest_path, read_manifest
 
 __all__ = [
     "BatchItem",
@@ -484,7 +485,7 @@ def assign_keys(
 def discover_results(
     root: str | os.PathLike[str], *, exclude: Iterable[str | os.PathLike[str]] = ()
 ) -> list[BatchItem]:
-    """Every saved result folder (one holding ``result.json``) under ``root``.
+    """Every saved result folder under ``root`` (see :func:`clothseg_tools.result.find_results`).
 
     Parameters
     ----------
@@ -510,19 +511,10 @@ def discover_results(
             f"{os.fspath(root)!r} is not a folder; name the output folder of 'clothseg segment'."
         )
     base = base.resolve()
-    skip = {Path(p).resolve() for p in exclude}
-    items = []
-    for dirpath, dirnames, filenames in os.walk(base):
-        here = Path(dirpath)
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not d.startswith(".") and d != PARTS_DIR and (here / d) not in skip
-        )
-        if RESULT_NAME in filenames:
-            rel = here.relative_to(base).as_posix()
-            items.append(BatchItem(str(here), rel))
-    return sorted(items, key=lambda i: i.key)
+    return [
+        BatchItem(str(folder), folder.relative_to(base).as_posix())
+        for folder in find_results(base, exclude=exclude)
+    ]
 
 
 def no_results_message(root: str | os.PathLike[str]) -> str:
@@ -537,8 +529,6 @@ def no_results_message(root: str | os.PathLike[str]) -> str:
     >>> no_results_message(tempfile.mkdtemp()).endswith("run 'clothseg segment' first.")
     True
     """
-    from .manifest import manifest_path, read_manifest
-
     shown = os.fspath(root)
     manifest = manifest_path(root)
     failed = sum(r.get("status") == "failed" for r in read_manifest(manifest).values())

@@ -62,6 +62,7 @@ from .. import limits
 from .._io import read_regular_file
 from ..contract import is_url, redact_url
 from ..errors import MaskDecodeError, ShapeMismatchError
+from ..inputs import sniff_format
 from ._http import DEFAULT_TIMEOUT, EXPIRED_STATUSES, default_session, download
 from ._image import (
     IMAGE_FORMATS,
@@ -77,8 +78,6 @@ if TYPE_CHECKING:
     import requests
     from PIL import Image as PILImage
 
-    from ..masks import MaskSet
-
 __all__ = [
     "DEFAULT_TIMEOUT",
     "EXPIRED_STATUSES",
@@ -86,6 +85,7 @@ __all__ = [
     "MASK_FORMATS",
     "decode_mask",
     "decode_masks",
+    "decode_stack",
     "default_session",
     "download",
     "mask_from_bytes",
@@ -289,7 +289,6 @@ def _open_value(
         return _Opened(_open_mask(read_regular_file(path), what, max_pixels), what)
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
-        from ..inputs import sniff_format
 
         if sniff_format(data) is None and _is_text(data):
             value = data.decode("ascii")  # base64 text or a URL sent as bytes
@@ -422,7 +421,7 @@ def _run_all(fn: Callable[[Any], _T], items: Sequence[Any], workers: int) -> lis
             raise
 
 
-def decode_masks(
+def decode_stack(
     mapping: Mapping[str, Any],
     *,
     workers: int = 4,
@@ -432,11 +431,12 @@ def decode_masks(
     max_pixels: int | None = limits.MAX_PIXELS,
     shape: tuple[int, int] | None = None,
     allow_paths: bool = True,
-) -> MaskSet:
-    """Decode many mask values at once, in threads, into one :class:`MaskSet`.
+) -> tuple[list[str], npt.NDArray[np.uint8]]:
+    """Decode many mask values at once, in threads, into one (C, H, W) uint8 stack.
 
     Downloads run concurrently, and so does decoding: Pillow releases the GIL while
-    it inflates and unfilters. Masks are decoded straight into the MaskSet's stack.
+    it inflates and unfilters. Masks are decoded straight into the stack.
+    :func:`clothseg_tools.masks.decode_masks` wraps the stack in a MaskSet.
 
     Parameters
     ----------
@@ -452,8 +452,10 @@ def decode_masks(
 
     Returns
     -------
-    MaskSet
-        The masks in ``mapping`` order.
+    names : list of str
+        The class names, in ``mapping`` order.
+    stack : numpy.ndarray
+        (C, H, W) uint8, one plane per name.
 
     Raises
     ------
@@ -467,17 +469,15 @@ def decode_masks(
     --------
     >>> from clothseg_tools._io import encode_png
     >>> png = encode_png(np.full((2, 3), 255, np.uint8))
-    >>> ms = decode_masks({"tops": base64.b64encode(png).decode(), "hair": png})
-    >>> ms.classes, ms.shape
-    (('tops', 'hair'), (2, 3))
+    >>> names, stack = decode_stack({"tops": base64.b64encode(png).decode(), "hair": png})
+    >>> names, stack.shape
+    (['tops', 'hair'], (2, 2, 3))
     """
-    from ..masks import MaskSet
-
     names = list(mapping)
     if not names:
         if shape is None:
             raise ValueError("decode_masks got no masks; pass shape=(H, W) for an empty set.")
-        return MaskSet({}, shape=shape)
+        return names, np.empty((0, int(shape[0]), int(shape[1])), np.uint8)
 
     def fetch(name: str) -> _Opened:
         return _open_value(
@@ -508,4 +508,13 @@ def decode_masks(
         opened[i].decode_into(stack[i])
 
     _run_all(decode, range(len(names)), workers)
-    return MaskSet.from_stack(stack, names)
+    return names, stack
+
+
+def __getattr__(name: str) -> Any:
+    if name == "decode_masks":
+        # alias: decode_masks builds a MaskSet, so it lives in masks (a layer above)
+        from ..masks import decode_masks
+
+        return decode_masks
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
