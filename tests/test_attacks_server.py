@@ -4,11 +4,22 @@ forms that hide an IPv4 host, and the other probes of a hostile caller or origin
 from __future__ import annotations
 
 import ipaddress
+import json
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
+from _drip_support import DripOrigin, png_answer
+from _server_support import TASKS, body_of, create, photo, record_photo
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clothseg_tools.server import run_in_thread
 from clothseg_tools.server.fetch import (
     FetchError,
     UrlPolicy,
@@ -75,8 +86,10 @@ def test_an_allowed_network_covers_its_embedded_forms() -> None:
     assert refusal_reason("2002:a02:1::1", policy) == "a private address (in a 6to4 address)"
 
 
-_refused_v4 = st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address).filter(
-    lambda ip: refusal_reason(str(ip), UrlPolicy()) is not None
+_refused_v4 = (
+    st.integers(0, 2**32 - 1)
+    .map(ipaddress.IPv4Address)
+    .filter(lambda ip: refusal_reason(str(ip), UrlPolicy()) is not None)
 )
 
 
@@ -101,3 +114,199 @@ def test_fetch_refuses_hidden_loopback_before_connecting(host: str) -> None:
     with pytest.raises(FetchError, match="the server only fetches public addresses") as info:
         fetch_image(f"http://{host}:9/a.png", timeout=1.0)
     assert info.value.status == 400
+
+
+# -- a dripping origin ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("replay")
+    record_photo(folder, 0)
+    return folder
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_dripping_origin_is_cut_at_the_deadline(where: str) -> None:
+    answer = png_answer(photo(0))
+    # "body": the headers at once, then the body a byte at a time
+    at_once = answer.index(b"\r\n\r\n") + 4 if where == "body" else 0
+    with DripOrigin(answer, interval=0.05, at_once=at_once) as origin:
+        with pytest.raises(FetchError, match=r"did not finish within 1 s") as info:
+            fetch_image(
+                origin.url(),
+                policy=UrlPolicy(allow_private=True),
+                timeout=5.0,  # each byte comes well within the read timeout
+                total_timeout=1.0,
+            )
+        # the fetch gave up while the origin still had most of its answer to drip
+        assert origin.sent < len(answer) // 2
+    assert info.value.status == 400
+
+
+def test_the_deadline_covers_redirect_hops(http_server: Any) -> None:
+    with DripOrigin(png_answer(photo(0)), interval=0.05) as origin:
+        url = http_server.add("/hop", status=302, headers={"Location": origin.url()})
+        with pytest.raises(FetchError, match=r"did not finish within 0\.5 s"):
+            fetch_image(
+                url, policy=UrlPolicy(allow_private=True), timeout=5.0, total_timeout=0.5
+            )
+
+
+def test_a_fast_origin_is_fetched_whole() -> None:
+    data = photo(0)
+    with DripOrigin(png_answer(data), interval=0.0) as origin:
+        got = fetch_image(origin.url(), policy=UrlPolicy(allow_private=True), total_timeout=10)
+    assert got == data
+
+
+def test_uploads_are_answered_while_45_fetches_drip(replay_dir: Path) -> None:
+    # the reported attack: 45 dripping image_url fetches made a normal upload wait 27 s,
+    # because fetches held every thread that also reads uploads and checks images
+    upload = photo(0)
+    with (
+        DripOrigin(png_answer(photo(1)), interval=0.5) as origin,
+        run_in_thread(
+            engine_options={"replay_dir": replay_dir},
+            allow_private_urls=True,
+            fetch_deadline=60.0,
+        ) as base,
+        ThreadPoolExecutor(max_workers=45) as pool,
+    ):
+        drips = [
+            pool.submit(create, base, image_url=origin.url(f"/{i}.png"), timeout=90)
+            for i in range(45)
+        ]
+        wait_until(lambda: origin.connections >= 16)  # every fetch thread is taken
+        answer = create(base, upload, sync=1, timeout=30)
+        assert body_of(answer)["data"]["state"] == 1
+        # the upload was answered while the fetches were still dripping
+        assert not any(d.done() for d in drips)
+        origin.close()  # end the drips: each fetch fails at once
+        outcomes = [d.result() for d in drips]
+    assert all(r.status_code == 400 for r in outcomes)
+
+
+def test_fetches_beyond_the_queue_are_refused_with_429(replay_dir: Path) -> None:
+    with (
+        DripOrigin(png_answer(photo(1)), interval=0.5) as origin,
+        run_in_thread(
+            engine_options={"replay_dir": replay_dir},
+            allow_private_urls=True,
+            fetch_workers=1,
+            max_fetch_queue=1,
+            fetch_deadline=60.0,
+        ) as base,
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        first = [pool.submit(create, base, image_url=origin.url(), timeout=90) for _ in range(2)]
+        wait_until(lambda: origin.connections >= 1)
+        wait_until(lambda: _queued(base) >= 2)
+        refused = create(base, image_url=origin.url())
+        body = body_of(refused)
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert "busy fetching" in body["message"]
+        origin.close()
+        assert all(f.result().status_code == 400 for f in first)
+
+
+def _queued(base: str) -> int:
+    return int(requests.get(base + "/healthz", timeout=5).json()["fetches"])
+
+
+def test_a_fetch_past_its_deadline_is_a_400_with_a_message(replay_dir: Path) -> None:
+    with (
+        DripOrigin(png_answer(photo(1)), interval=0.05) as origin,
+        run_in_thread(
+            engine_options={"replay_dir": replay_dir}, allow_private_urls=True, fetch_deadline=0.5
+        ) as base,
+    ):
+        answer = create(base, image_url=origin.url())
+    assert answer.status_code == 400
+    assert "did not finish within 0.5 s" in body_of(answer)["message"]
+
+
+def wait_until(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+# -- slow and oversized requests (uvicorn) -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strict_server(replay_dir: Path) -> Iterator[str]:
+    with run_in_thread(
+        engine_options={"replay_dir": replay_dir},
+        header_timeout=0.5,
+        body_timeout=0.8,
+        max_header_bytes=8 * 1024,
+    ) as base:
+        yield base
+
+
+def _connect(base: str) -> socket.socket:
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def _read_answer(sock: socket.socket) -> tuple[int, dict[str, Any]]:
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)
+
+
+def test_slow_headers_get_408(strict_server: str) -> None:
+    sock = _connect(strict_server)
+    with sock:
+        sock.sendall(b"POST " + TASKS.encode() + b" HTTP/1.1\r\nHost: x\r\n")
+        status, body = _read_answer(sock)  # no more bytes: the server must end it
+    assert status == 408 and body["status"] == 408
+    assert "headers did not arrive within 0.5 s" in body["message"]
+
+
+def test_a_silent_connection_is_closed(strict_server: str) -> None:
+    sock = _connect(strict_server)
+    with sock:
+        status, _ = _read_answer(sock)
+    assert status == 408
+
+
+def test_a_slow_body_gets_408(strict_server: str) -> None:
+    sock = _connect(strict_server)
+    with sock:
+        sock.sendall(
+            b"POST " + TASKS.encode() + b" HTTP/1.1\r\nHost: x\r\nX-API-KEY: test-key\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ima"
+        )
+        status, body = _read_answer(sock)
+    assert status == 408
+    assert "body did not arrive within 0.8 s" in body["message"]
+
+
+def test_an_oversized_header_block_gets_431_not_a_reset(strict_server: str) -> None:
+    answer = requests.get(
+        strict_server + "/healthz", headers={"X-Padding": "a" * 20_000}, timeout=10
+    )
+    assert answer.status_code == 431
+    assert answer.json()["status"] == 431
+    assert "8192 bytes" in answer.json()["message"]
+
+
+def test_normal_requests_pass_the_limits(strict_server: str) -> None:
+    with requests.Session() as session:  # kept alive across requests
+        for _ in range(3):
+            assert session.get(strict_server + "/healthz", timeout=10).status_code == 200
+            time.sleep(0.3)
+    answer = create(strict_server, photo(0), sync=1)
+    assert body_of(answer)["data"]["state"] == 1

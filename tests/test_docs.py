@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from _engine_support import needs_local_engine
 from click.testing import CliRunner
 from PIL import Image
 from skimage import data
@@ -115,6 +116,7 @@ def test_readme_links_point_at_files() -> None:
 
 
 @pytest.mark.slow
+@needs_local_engine
 def test_readme_library_example_runs(offline: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (code,) = fences(section(README.read_text(), "Library example"), "python")
     lines = [line for line in code.splitlines() if line.strip()]
@@ -129,6 +131,7 @@ def test_readme_library_example_runs(offline: Path, capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.slow
+@needs_local_engine
 def test_readme_cli_example_runs(offline: Path) -> None:
     (block,) = fences(section(README.read_text(), "Batch command line"), "bash")
     photos = offline / "photos"
@@ -156,6 +159,7 @@ def test_every_guide_page_is_in_the_navigation() -> None:
 
 
 @pytest.mark.slow
+@needs_local_engine
 @pytest.mark.parametrize(
     "page", [p for p in GUIDE_PAGES if fences(p.read_text(), "python")], ids=lambda p: p.stem
 )

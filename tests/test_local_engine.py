@@ -8,14 +8,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 import pytest
 import skimage.data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-pytest.importorskip("mediapipe")
+pytest.importorskip(
+    "mediapipe", reason="the local engine needs mediapipe, published for Python 3.9 to 3.12"
+)
+import cv2
 
 from clothseg_tools import CLASS_TYPES, CLASSES, MaskSet
 from clothseg_tools.engines import get_engine

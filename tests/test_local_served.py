@@ -17,7 +17,9 @@ import requests
 from PIL import Image
 from skimage import data
 
-pytest.importorskip("mediapipe")
+pytest.importorskip(
+    "mediapipe", reason="the local engine needs mediapipe, published for Python 3.9 to 3.12"
+)
 
 import clothseg_tools as cst
 from clothseg_tools.server import run_in_thread

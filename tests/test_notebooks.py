@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from _engine_support import needs_local_engine
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
@@ -72,6 +73,7 @@ def _errors(nb: nbformat.NotebookNode) -> list[str]:
 
 
 @pytest.mark.slow
+@needs_local_engine
 @pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
 def test_notebook_runs(path: Path, kernel_dirs: list[str], tmp_path: Path) -> None:
     nb = nbformat.read(path, as_version=4)

@@ -60,10 +60,14 @@ task then answers 404 and its links 410 (403 for a link with a wrong ``sig``). W
 written atomically): after a restart finished tasks keep their results and links,
 and tasks that were queued or running are run again.
 
-``image_url`` is fetched over http(s) only, at most 20 MB, with timeouts; every
-address it (or a redirect) resolves to must be public: private, loopback,
-link-local and other special addresses are refused unless the server was started
-with ``--allow-private-urls``.
+``image_url`` is fetched over http(s) only, at most 20 MB, with timeouts and a
+deadline on the whole fetch (``--fetch-deadline``), on threads of its own so that
+slow origins never delay uploads; every address it (or a redirect) resolves to must
+be public: private, loopback, link-local and other special addresses, and IPv6 forms
+carrying one (6to4, NAT64, Teredo, mapped), are refused unless the server was
+started with ``--allow-private-urls``. Requests whose headers or body arrive too
+slowly get 408 (``--header-timeout``, ``--body-timeout``), an oversized header
+block 431 (``--max-header-bytes``).
 
 Test controls (``--test-controls`` / ``test_controls=True`` only)
 -----------------------------------------------------------------

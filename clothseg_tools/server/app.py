@@ -23,7 +23,7 @@ from ..contract import ENDPOINT, KEY_HEADER
 from ..engines import default_engine_name, get_engine
 from ..errors import InputError
 from .controls import RAW_SEND_KEY, FaultMiddleware, request_fault
-from .fetch import FetchError, UrlPolicy, fetch_image
+from .fetch import FetchError, FetchPool, UrlPolicy
 from .forms import OPTIONS, CreateRequest, read_create_request
 from .responses import (
     ApiProblem,
@@ -165,6 +165,7 @@ def create_app(settings: ServerSettings | None = None, **options: Any) -> FastAP
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            state.fetches.shutdown()
             await asyncio.to_thread(runner.shutdown)
             store.close()
 
@@ -197,7 +198,23 @@ class _ServerState:
         self.engine_name = engine_name
         self.keys = [k.encode("utf-8") for k in settings.api_keys]
         self.policy = UrlPolicy(allow_private=settings.allow_private_urls)
+        self.fetches = FetchPool(settings.fetch_workers, settings.max_fetch_queue)
         self.created = 0
+
+    async def fetch(self, url: str) -> bytes:
+        """The image at ``url``, fetched on the fetch threads within the deadline."""
+        deadline = self.settings.fetch_deadline
+        try:
+            if self.fetches.is_full():
+                raise self.fetches.busy(deadline)
+            return await self.fetches.fetch(
+                url, policy=self.policy, timeout=self.settings.fetch_timeout, total_timeout=deadline
+            )
+        except FetchError as exc:
+            headers = None
+            if exc.status == 429:
+                headers = {"Retry-After": str(self.fetches.retry_after(deadline))}
+            raise ApiProblem(exc.status, exc.message, headers=headers) from None
 
     def check_key(self, key: str | None) -> None:
         if not key:
@@ -300,15 +317,7 @@ def _add_api_routes(app: FastAPI, state: _ServerState) -> None:
         data = req.image_bytes
         if data is None:
             assert req.image_url is not None
-            try:
-                data = await run_in_threadpool(
-                    fetch_image,
-                    req.image_url,
-                    policy=state.policy,
-                    timeout=settings.fetch_timeout,
-                )
-            except FetchError as exc:
-                raise ApiProblem(exc.status, exc.message) from None
+            data = await state.fetch(req.image_url)
         await _check_image(data, req)
         if state.runner.is_full():
             wait = state.runner.retry_after()
@@ -373,6 +382,7 @@ def _add_api_routes(app: FastAPI, state: _ServerState) -> None:
                 "engine": state.engine_name,
                 "workers": settings.workers,
                 "queued": state.runner.pending,
+                "fetches": state.fetches.in_flight,
                 "version": __version__,
             }
         )

@@ -154,7 +154,50 @@ def _scalar(text: str) -> Any:
     default=10.0,
     show_default=True,
     type=click.FloatRange(0, min_open=True),
-    help="Connect/read timeout for image_url downloads, in seconds.",
+    help="Connect timeout and longest wait for one read of an image_url download, in seconds.",
+)
+@click.option(
+    "--fetch-deadline",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a whole image_url fetch may take (connect, headers, body), however "
+    "slowly the origin sends.",
+)
+@click.option(
+    "--fetch-workers",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1),
+    help="image_url fetches run at once, on their own threads.",
+)
+@click.option(
+    "--max-fetch-queue",
+    default=64,
+    show_default=True,
+    type=click.IntRange(0),
+    help="image_url fetches waiting for a thread before new ones get 429.",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a client has to send a request's headers (then 408).",
+)
+@click.option(
+    "--body-timeout",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a client has to send a request's body (then 408).",
+)
+@click.option(
+    "--max-header-bytes",
+    default=32 * 1024,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Largest request header block (a larger one gets 431).",
 )
 @click.option(
     "--test-controls",
@@ -197,6 +240,12 @@ def serve_command(
     public_url: str | None,
     allow_private_urls: bool,
     fetch_timeout: float,
+    fetch_deadline: float,
+    fetch_workers: int,
+    max_fetch_queue: int,
+    header_timeout: float,
+    body_timeout: float,
+    max_header_bytes: int,
     test_controls: bool,
     progression: str,
     faults: tuple[str, ...],
@@ -216,6 +265,7 @@ def serve_command(
         import uvicorn
 
         from .app import create_app
+        from .protocol import uvicorn_config
         from .settings import ServerSettings
 
         settings = ServerSettings.from_options(
@@ -231,6 +281,12 @@ def serve_command(
             public_url=public_url,
             allow_private_urls=allow_private_urls,
             fetch_timeout=fetch_timeout,
+            fetch_deadline=fetch_deadline,
+            fetch_workers=fetch_workers,
+            max_fetch_queue=max_fetch_queue,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_header_bytes=max_header_bytes,
             test_controls=test_controls,
             progression=progression,
             faults=_parse_faults(faults),
@@ -244,7 +300,7 @@ def serve_command(
         ) from None
     except ClothsegError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, http="h11")
+    config = uvicorn_config(app, settings, host=host, port=port, log_level=log_level)
     # after Config: it installs uvicorn's logging configuration
     logging.getLogger("uvicorn.access").addFilter(_RedactLinks())
     click.echo(

@@ -22,10 +22,16 @@ True
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import functools
 import ipaddress
+import math
 import socket
+import threading
 import time
+from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
@@ -40,6 +46,7 @@ from .. import limits
 
 __all__ = [
     "FetchError",
+    "FetchPool",
     "UrlPolicy",
     "check_url",
     "embedded_ipv4",
@@ -242,6 +249,69 @@ def _resolve(host: str, port: int, policy: UrlPolicy) -> list[tuple[Any, ...]]:
     return infos
 
 
+class _Deadline:
+    """The end of one whole fetch, enforced on the sockets it opens.
+
+    Socket timeouts only bound each wait for a byte, so an origin sending one byte a
+    second is never "timed out". When the deadline passes, a timer shuts every socket
+    of the fetch down; whatever read was blocked (headers or body, plain or TLS)
+    returns at once and the fetch fails.
+    """
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float, started: float | None = None) -> None:
+        self.seconds = seconds
+        self.at = (time.monotonic() if started is None else started) + seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(max(0.0, self.remaining()), self._expire)
+        self._timer.daemon = True
+
+    @classmethod
+    def current(cls) -> _Deadline | None:
+        """The deadline of the fetch running on this thread."""
+        return getattr(cls._current, "deadline", None)
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down when the deadline passes (at once if it has)."""
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        self._current.deadline = self
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._current.deadline = None
+        self._timer.cancel()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed already: the fetch ended on its own
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 class _GuardedConnectionMixin:
     """Connect only to addresses the policy allows, checked on the address dialled."""
 
@@ -257,18 +327,30 @@ class _GuardedConnectionMixin:
             infos = _resolve(self._dns_host, self.port, self.policy)
         except FetchError as exc:
             raise NewConnectionError(self, exc.message) from None  # type: ignore[arg-type]
+        deadline = _Deadline.current()
         last: OSError | None = None
         for info in infos:
+            timeout = self.timeout
+            if deadline is not None:
+                left = deadline.remaining()
+                if left <= 0:
+                    raise NewConnectionError(self, "the fetch deadline passed")  # type: ignore[arg-type]
+                timeout = left if timeout is None else min(timeout, left)
             try:
                 # an address literal: create_connection does no further lookup
-                return create_connection(
+                sock = create_connection(
                     (str(info[4][0]), self.port),
-                    self.timeout,
+                    timeout,
                     source_address=self.source_address,
                     socket_options=self.socket_options,
                 )
             except OSError as exc:
                 last = exc
+                continue
+            if deadline is not None:
+                sock.settimeout(self.timeout)  # connected: reads wait the read timeout
+                deadline.watch(sock)
+            return sock
         message = f"Failed to establish a new connection: {last}"
         raise NewConnectionError(self, message)  # type: ignore[arg-type]
 
@@ -317,6 +399,8 @@ def fetch_image(
     policy: UrlPolicy = UrlPolicy(),
     timeout: float = 10.0,
     max_bytes: int = limits.MAX_FILE_BYTES,
+    total_timeout: float | None = None,
+    started: float | None = None,
 ) -> bytes:
     """Download the image at ``url`` under ``policy``.
 
@@ -327,10 +411,16 @@ def fetch_image(
     policy
         Which addresses may be reached.
     timeout
-        Connect and read timeout in seconds; the whole download stops after four times
-        this.
+        Connect timeout, and the longest wait for any one read.
     max_bytes
         Largest body accepted; reading stops as soon as it is passed.
+    total_timeout
+        Deadline of the whole fetch in seconds: connecting, every redirect, the
+        headers and the body together, however slowly the bytes arrive (default:
+        four times ``timeout``).
+    started
+        The :func:`time.monotonic` time the deadline counts from (default: now); a
+        fetch that waited for a thread has that much less time left.
 
     Returns
     -------
@@ -340,11 +430,20 @@ def fetch_image(
     ------
     FetchError
         ``status=413`` when the body is larger than ``max_bytes``; ``status=400`` for a
-        refused or malformed URL, a failed connection, a timeout, too many redirects, or
-        an answer other than 200. Messages name the host, never the query string.
+        refused or malformed URL, a failed connection, a timeout, a fetch past its
+        deadline, too many redirects, or an answer other than 200. Messages name the
+        host, never the query string.
+
+    Examples
+    --------
+    >>> fetch_image("ftp://images.example/a.jpg")
+    Traceback (most recent call last):
+    ...
+    clothseg_tools.server.fetch.FetchError: image_url must be an http:// or https:// URL, ...
     """
-    deadline = time.monotonic() + 4 * timeout
-    with _session(policy) as session:
+    total = 4 * timeout if total_timeout is None else total_timeout
+    check_url(url)
+    with _Deadline(total, started) as deadline, _session(policy) as session:
         for _hop in range(MAX_REDIRECTS + 1):
             _scheme, host, port = check_url(url)
             _resolve(host, port, policy)  # a clear message before any connection is made
@@ -352,14 +451,8 @@ def fetch_image(
                 response = session.get(
                     url, stream=True, allow_redirects=False, timeout=(timeout, timeout)
                 )
-            except requests.Timeout:
-                raise FetchError(
-                    f"image_url host {host!r} did not answer within {timeout:g} s."
-                ) from None
             except requests.RequestException as exc:
-                raise FetchError(
-                    f"image_url could not be fetched from {host!r}: {_reason(exc)}."
-                ) from None
+                raise _fetch_failed(exc, host, timeout, deadline) from None
             with response:
                 if response.status_code in _REDIRECT_CODES and "location" in response.headers:
                     url = urljoin(url, response.headers["location"])
@@ -375,8 +468,26 @@ def fetch_image(
     )
 
 
+def _past_deadline(host: str, deadline: _Deadline) -> FetchError:
+    return FetchError(
+        f"image_url fetch from {host!r} did not finish within {deadline.seconds:g} s "
+        "(connecting, headers and body together); use a faster host, or upload the "
+        "image as image_file."
+    )
+
+
+def _fetch_failed(
+    exc: requests.RequestException, host: str, timeout: float, deadline: _Deadline
+) -> FetchError:
+    if deadline.expired or deadline.remaining() <= 0:
+        return _past_deadline(host, deadline)
+    if isinstance(exc, requests.Timeout):
+        return FetchError(f"image_url host {host!r} did not answer within {timeout:g} s.")
+    return FetchError(f"image_url could not be fetched from {host!r}: {_reason(exc)}.")
+
+
 def _read_capped(
-    response: requests.Response, *, host: str, max_bytes: int, deadline: float
+    response: requests.Response, *, host: str, max_bytes: int, deadline: _Deadline
 ) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
@@ -388,14 +499,103 @@ def _read_capped(
             total += len(chunk)
             if total > max_bytes:
                 raise FetchError(_too_large(total, max_bytes, at_least=True), status=413)
-            if time.monotonic() > deadline:
-                raise FetchError(
-                    f"image_url download from {host!r} took too long; use a faster host."
-                )
             chunks.append(chunk)
     except requests.RequestException as exc:
+        if deadline.expired:
+            raise _past_deadline(host, deadline) from None
         raise FetchError(f"image_url download from {host!r} broke off: {_reason(exc)}.") from None
+    if deadline.expired:  # a shut-down socket may also read as a clean end of the body
+        raise _past_deadline(host, deadline)
     return b"".join(chunks)
+
+
+class FetchPool:
+    """Threads that run ``image_url`` fetches, apart from the server's other work.
+
+    A fetch waits on someone else's server; with its own threads and its own bound, a
+    crowd of slow origins can fill this pool but never the threads that read uploads
+    and check images. A fetch that finds every thread busy waits in a queue of at most
+    ``max_waiting``; past that the request is refused at once (the server answers
+    429), and a fetch that waits longer than its deadline is dropped.
+
+    Parameters
+    ----------
+    workers
+        Fetches that run at once.
+    max_waiting
+        Fetches that may wait for a thread.
+    """
+
+    def __init__(self, workers: int, max_waiting: int) -> None:
+        self.workers = workers
+        self.max_waiting = max_waiting
+        self.in_flight = 0  # changed on the event loop only
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="clothseg-fetch"
+        )
+
+    def is_full(self) -> bool:
+        """True when a new fetch would have no place, running or waiting."""
+        return self.in_flight >= self.workers + self.max_waiting
+
+    def retry_after(self, total_timeout: float) -> int:
+        """Seconds a refused caller should wait: one round of fetch deadlines."""
+        return max(1, math.ceil(total_timeout))
+
+    def busy(self, total_timeout: float) -> FetchError:
+        """The refusal when no fetch thread is free in time (``status=429``)."""
+        return FetchError(
+            f"The server is busy fetching other image_url addresses ({self.workers} at "
+            f"once, {self.max_waiting} waiting); retry in {self.retry_after(total_timeout)} "
+            "s, or upload the image as image_file.",
+            status=429,
+        )
+
+    async def fetch(
+        self, url: str, *, policy: UrlPolicy, timeout: float, total_timeout: float
+    ) -> bytes:
+        """Fetch ``url`` on the pool within ``total_timeout`` seconds of this call.
+
+        Raises
+        ------
+        FetchError
+            As :func:`fetch_image`; also when the fetch waited for a thread until
+            its deadline passed (``status=429``).
+        """
+        submitted = time.monotonic()
+        started = threading.Event()
+
+        def run() -> bytes:
+            started.set()
+            if time.monotonic() - submitted >= total_timeout:
+                raise self.busy(total_timeout)
+            return fetch_image(
+                url, policy=policy, timeout=timeout, total_timeout=total_timeout, started=submitted
+            )
+
+        loop = asyncio.get_running_loop()
+        self.in_flight += 1
+        try:
+            future = loop.run_in_executor(self._pool, run)
+            # the thread stops itself at the deadline; this bounds the answer even
+            # when it cannot (a host name lookup is not interruptible)
+            try:
+                return await asyncio.wait_for(future, total_timeout + 1.0)
+            except asyncio.TimeoutError:
+                if not started.is_set():
+                    raise self.busy(total_timeout) from None
+                host = urlsplit(url).hostname or "?"
+                raise FetchError(
+                    f"image_url fetch from {host!r} did not finish within "
+                    f"{total_timeout:g} s; use a faster host, or upload the image as "
+                    "image_file."
+                ) from None
+        finally:
+            self.in_flight -= 1
+
+    def shutdown(self) -> None:
+        """Drop waiting fetches; running ones end at their deadlines."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _too_large(size: int, limit: int, *, at_least: bool = False) -> str:

@@ -86,24 +86,24 @@ def run_in_thread(
     import uvicorn
 
     from .app import create_app
+    from .protocol import uvicorn_config
     from .settings import ServerSettings
 
-    app = create_app(
-        ServerSettings(
-            api_keys=tuple(api_keys),
-            engine=engine,
-            engine_options=dict(engine_options or {}),
-            **settings,
-        )
+    server_settings = ServerSettings(
+        api_keys=tuple(api_keys),
+        engine=engine,
+        engine_options=dict(engine_options or {}),
+        **settings,
     )
+    app = create_app(server_settings)
     sock = _bind(host, port)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
+        server_settings,
         log_config=None,  # leave the process's logging alone
         log_level="warning",
         access_log=False,
         lifespan="on",
-        http="h11",
         loop="asyncio",
         timeout_graceful_shutdown=10,
     )

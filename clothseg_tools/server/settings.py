@@ -233,8 +233,24 @@ class ServerSettings:
     allow_private_urls
         Allow ``image_url`` to point at private, loopback and link-local addresses.
     fetch_timeout
-        Connect and read timeout for ``image_url`` downloads; the whole download also
-        stops after four times this.
+        Connect timeout for ``image_url`` downloads, and the longest wait for any one
+        read.
+    fetch_deadline
+        Deadline of a whole ``image_url`` fetch (waiting for a fetch thread,
+        connecting, redirects, headers and body), however slowly the origin sends.
+    fetch_workers
+        ``image_url`` fetches that run at once, on threads of their own: slow
+        origins never hold the threads that read uploads.
+    max_fetch_queue
+        Fetches that may wait for a fetch thread before new ones get 429.
+    header_timeout
+        Seconds a client has to send a request's whole header block (from the
+        connection's start, or from its first byte on a kept-alive connection);
+        then the server answers 408 and closes.
+    body_timeout
+        Seconds a client has to send a request's whole body once the headers are in.
+    max_header_bytes
+        Largest header block; a larger one is answered with 431.
     test_controls
         Enable ``POST /_clothseg/reset``, progression and fault headers.
     progression
@@ -258,6 +274,12 @@ class ServerSettings:
     public_url: str | None = None
     allow_private_urls: bool = False
     fetch_timeout: float = 10.0
+    fetch_deadline: float = 30.0
+    fetch_workers: int = 16
+    max_fetch_queue: int = 64
+    header_timeout: float = 10.0
+    body_timeout: float = 120.0
+    max_header_bytes: int = 32 * 1024
     test_controls: bool = False
     progression: str = "immediate"
     faults: Mapping[str, float] = dataclasses.field(default_factory=dict)
@@ -280,6 +302,27 @@ class ServerSettings:
             (self.sync_timeout >= 0, f"sync_timeout must be >= 0 s, got {self.sync_timeout}."),
             (self.result_ttl > 0, f"result_ttl must be > 0 s, got {self.result_ttl}."),
             (self.fetch_timeout > 0, f"fetch_timeout must be > 0 s, got {self.fetch_timeout}."),
+            (
+                self.fetch_deadline > 0,
+                f"fetch_deadline must be > 0 s, got {self.fetch_deadline}.",
+            ),
+            (
+                int(self.fetch_workers) >= 1,
+                f"fetch_workers must be at least 1, got {self.fetch_workers}.",
+            ),
+            (
+                int(self.max_fetch_queue) >= 0,
+                f"max_fetch_queue must be at least 0, got {self.max_fetch_queue}.",
+            ),
+            (
+                self.header_timeout > 0,
+                f"header_timeout must be > 0 s, got {self.header_timeout}.",
+            ),
+            (self.body_timeout > 0, f"body_timeout must be > 0 s, got {self.body_timeout}."),
+            (
+                int(self.max_header_bytes) >= 1024,
+                f"max_header_bytes must be at least 1024, got {self.max_header_bytes}.",
+            ),
             (
                 self.mask_format in MASK_FORMATS,
                 f"mask_format must be one of {', '.join(MASK_FORMATS)}, got {self.mask_format!r}.",
