@@ -18,6 +18,7 @@ contain the API key or a signed URL's query string.
     │   ├── ImageTooLargeError             over 4096 x 4096 pixels          (422)
     │   ├── ImageDecodeError               bytes that do not decode         (422)
     │   └── InvalidRequestError            no or two image sources, bad option (400)
+    ├── KeypointError (ValueError)         pose keypoints missing or malformed
     ├── MaskDecodeError (ValueError)       a mask value that does not decode
     ├── MaskZipError (ValueError)          a per-garment ZIP that cannot be read
     │   └── UnsafeZipError                 path tricks, too many entries, zip bombs
@@ -66,6 +67,7 @@ __all__ = [
     "ImageTooLargeError",
     "InputError",
     "InvalidRequestError",
+    "KeypointError",
     "LabelSetError",
     "LabelSetMatchError",
     "MaskDecodeError",
@@ -162,6 +164,10 @@ class InvalidRequestError(InputError):
     an option outside its documented values."""
 
     status = 400
+
+
+class KeypointError(ClothsegError, ValueError):
+    """Pose keypoints that a rule needs are missing or not in a known layout."""
 
 
 class MaskDecodeError(ClothsegError, ValueError):

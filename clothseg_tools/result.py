@@ -5,6 +5,8 @@ The client (:mod:`clothseg_tools.api`), the CLI and the exports share one on-dis
     <folder>/masks.json + <class>.png          MaskSet.save(folder)
     <folder>/parts/masks.json + <part>.png     only when there are parts
     <folder>/result.json                       written last: its presence = complete
+                                               (also the options, notes and, from
+                                               engines with a pose, its keypoints)
 
 Every file is written atomically and ``result.json`` holds the SHA-256 of every file the
 result wrote, so a resumed batch can trust a folder that has a ``result.json`` and
@@ -104,6 +106,10 @@ class SegmentationResult:
         Remarks a user should see (from the engine or the client).
     engine : str or None
         The engine's name, when known.
+    keypoints : dict of str to (float, float), or None
+        Pose keypoints of the person, ``(x, y)`` in the image's pixels by MediaPipe /
+        COCO name, when the engine gave them (the local engine does); try-on masks
+        read them.
     """
 
     masks: MaskSet
@@ -114,6 +120,7 @@ class SegmentationResult:
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     notes: tuple[str, ...] = ()
     engine: str | None = None
+    keypoints: dict[str, tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.masks, MaskSet):
@@ -131,6 +138,8 @@ class SegmentationResult:
                 "both must be at the source image's size."
             )
         self.notes = tuple(self.notes)
+        if self.keypoints is not None:
+            self.keypoints = _checked_keypoints(self.keypoints)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -158,6 +167,11 @@ class SegmentationResult:
             "timings": {k: float(v) for k, v in self.timings.items()},
             "notes": list(self.notes),
             "engine": self.engine,
+            "keypoints": (
+                None
+                if self.keypoints is None
+                else {name: [x, y] for name, (x, y) in self.keypoints.items()}
+            ),
             "task": None if self.task is None else self.task.to_dict(),
             "checksums": dict(checksums or {}),
         }
@@ -222,6 +236,9 @@ class SegmentationResult:
                 )
             checksums = dict(meta.get("checksums") or {})
             task = None if meta.get("task") is None else Task.from_data(meta["task"])
+            keypoints = meta.get("keypoints")
+            if keypoints is not None:
+                keypoints = _checked_keypoints(keypoints)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise MaskDecodeError(f"{meta_path} is not a valid result file ({exc}).") from exc
         if verify:
@@ -245,7 +262,25 @@ class SegmentationResult:
             timings={k: float(v) for k, v in (meta.get("timings") or {}).items()},
             notes=tuple(meta.get("notes") or ()),
             engine=meta.get("engine"),
+            keypoints=keypoints,
         )
+
+
+def _checked_keypoints(value: Any) -> dict[str, tuple[float, float]]:
+    """``{name: (x, y)}`` with float coordinates, or ValueError saying what is wrong.
+
+    Examples
+    --------
+    >>> _checked_keypoints({"nose": [3, 4.5]})
+    {'nose': (3.0, 4.5)}
+    """
+    if not isinstance(value, Mapping):
+        raise ValueError(f"keypoints must map names to (x, y), got {type(value).__name__}")
+    out: dict[str, tuple[float, float]] = {}
+    for name, point in value.items():
+        x, y = point  # exactly two numbers
+        out[str(name)] = (float(x), float(y))
+    return out
 
 
 def segment_with_engine(
@@ -335,4 +370,5 @@ def segment_with_engine(
         timings={"decode": decoded - start, "segment": done - decoded, "total": done - start},
         notes=tuple(out.notes),
         engine=getattr(engine, "name", None) or type(engine).__name__,
+        keypoints=out.keypoints,
     )

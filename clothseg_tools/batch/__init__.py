@@ -7,6 +7,7 @@
 - :mod:`~clothseg_tools.batch.segment`: the segmentation job (remote service or an
   in-process engine).
 - :mod:`~clothseg_tools.batch.post`: post-processing jobs over result folders.
+- :mod:`~clothseg_tools.batch.tryon`: the try-on mask job over result folders.
 - :mod:`~clothseg_tools.batch.coverage`: the coverage statistics job and dataset files.
 
 Examples

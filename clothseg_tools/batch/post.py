@@ -278,7 +278,7 @@ def _manifest_name(command: str, filename: str) -> str:
     >>> _manifest_name("cutout", "cutout.png"), _manifest_name("cutout", "dress.png")
     ('cutout', 'cutout-dress.png')
     """
-    return command if filename == DEFAULT_NAMES[command] else f"{command}-{filename}"
+    return command if filename == DEFAULT_NAMES.get(command) else f"{command}-{filename}"
 
 
 def merge_job(

@@ -28,6 +28,7 @@ from .post import (
 )
 from .report import demo_command, report_command
 from .segment import segment_command
+from .tryon import tryon_command
 
 __all__ = ["main"]
 
@@ -79,6 +80,7 @@ for _command in (
     background_command,
     overlay_command,
     stats_command,
+    tryon_command,
     coco_command,
     report_command,
     demo_command,

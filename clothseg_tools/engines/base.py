@@ -11,8 +11,8 @@ Examples
 >>> from clothseg_tools import MaskSet
 >>> out = EngineOutput(MaskSet({}, shape=(2, 2)), {})
 >>> masks, parts = out.masks, out.parts
->>> out.notes
-()
+>>> out.notes, out.keypoints
+((), None)
 """
 
 from __future__ import annotations
@@ -42,11 +42,17 @@ class EngineOutput(NamedTuple):
     notes : tuple of str
         Plain-language remarks a user should see (``"no person found"``, ``"2 people
         found; segmented the most prominent"``).
+    keypoints : dict of str to (float, float), or None
+        Pose keypoints of the person segmented, ``(x, y)`` in the source image's pixels,
+        by MediaPipe / COCO name (``"left_wrist"``, ``"right_hip"`` ...), only the
+        points the engine saw; ``None`` when the engine has no pose. Try-on masks
+        (``tryon_mask(..., keypoints=...)``) read them.
     """
 
     masks: MaskSet
     parts: dict[str, npt.NDArray[np.uint8]]
     notes: tuple[str, ...] = ()
+    keypoints: dict[str, tuple[float, float]] | None = None
 
 
 class Engine(abc.ABC):

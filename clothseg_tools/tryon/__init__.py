@@ -41,6 +41,38 @@ height) of the point farthest from the shoulder; the foot is the skin beside the
 shoes, or, barefoot, the lowest foot length of each leg; and the hip line is the top
 of ``bottoms``, else the bottom of ``tops``, else 45 % down the dress or the clothes.
 
+**The ootd preset** (``preset="ootd"``) reproduces the agnostic mask of OOTDiffusion
+(``get_mask_location`` in ``run/utils_ootd.py`` of levihsu/OOTDiffusion), which
+IDM-VTON's preprocessing reuses, so a model trained on it gets the mask it expects.
+It reads an ATR label map with a neck label (the ``ootd`` label set) and OpenPose
+points, at 384 x 512 (``work_size``), and returns the mask resized to the source's
+size by nearest neighbour, as the reference's pipeline does:
+
+- *painted*: the garment (``upper_body``: upper clothes and dress; ``lower_body``:
+  pants, skirt and legs; ``dresses``: dress, upper clothes, skirt and pants) dilated
+  by a 5 x 5 square 5 times; for ``upper_body`` and ``dresses`` also each arm drawn
+  along shoulder, elbow and the wrist pushed out 1.2 times from the elbow, 60 px
+  (``model_type="hd"``) or 45 px (``"dc"``) wide per 512 px of height, dilated 4
+  times, and the neck label dilated once;
+- *fixed*: hat, sunglasses, face, shoes and bag; skirt and pants for ``upper_body``;
+  upper clothes and arms for ``lower_body``; the hands (arm pixels outside the drawn
+  arm). Hair, belts, scarves and background are kept where the dilation does not
+  reach;
+- then holes are filled from the border and only the largest region stays.
+
+A side whose wrist is missing (OpenPose's ``(0, 0)``) keeps its parsed arm instead of
+a drawn one. Sources: a :class:`~clothseg_tools.Parsing` in ``ootd`` (as is), ``atr``
+(no neck label: the neck rule is skipped) or any other set, whose labels take the ATR
+roles by name (``Coat`` as upper clothes, ``Jumpsuits`` as dress, side-less arms and
+legs split to the side of the nearer limb of the skeleton, ``Torso-skin`` as neck);
+or a :class:`~clothseg_tools.MaskSet` of the twelve classes. From a MaskSet the
+result is approximate where the classes say less than ATR: ``body`` is split into
+arms, legs and neck/torso by the nearest limb of the skeleton; ``bottoms`` stands for
+both pants and skirt (the rules treat them alike); ``acc`` counts as sunglasses
+(fixed) near the head and as a belt (kept) elsewhere; ``head`` outside face and hair
+is a hat. The largest region is kept as pixels, where the reference redraws it from
+a corner-simplified outline: edges on slants differ by about a pixel.
+
 Examples
 --------
 >>> import numpy as np
@@ -59,7 +91,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -67,7 +99,11 @@ import numpy.typing as npt
 from .._convert import ImageLike, MaskLike, as_image, as_mask, check_same_shape
 from ..masks import MaskSet
 from ._body import _HEAD_ZONE_FACES, _cols, _Frame, _frame, _rows, _skin
+from ._ootd_front import _pair, ootd_mask
 from ._shaping import _factor, _low_masks, _low_shape, _shape, _upsample
+
+if TYPE_CHECKING:
+    from ..parsing import Parsing
 
 __all__ = ["CATEGORIES", "agnostic_image", "garment_mask", "tryon_mask"]
 
@@ -183,34 +219,51 @@ def garment_mask(
 
 
 def tryon_mask(
-    ms: MaskSet,
+    source: MaskSet | Parsing,
     category: str,
     *,
     keypoints: Mapping[str, Any] | None = None,
+    preset: str = "default",
+    model_type: str = "hd",
+    keypoint_size: tuple[int, int] | None = None,
     dilate: float = 0.02,
     fill_holes: bool = True,
     hull: bool = False,
     box: bool = False,
     keep: Sequence[str] = (),
     level: int = 128,
-    work_size: int = 512,
+    work_size: int | tuple[int, int] | None = None,
 ) -> npt.NDArray[np.bool_]:
     """The region to inpaint when a garment of ``category`` replaces what the person wears.
 
-    See the module notes for the rules; every default below says why it is what it is.
+    See the module notes for the rules of ``preset="default"``; every default below
+    says why it is what it is. ``preset="ootd"`` follows OOTDiffusion's rules instead
+    (module notes, *The ootd preset*).
 
     Parameters
     ----------
-    ms
+    source
         The person's masks (class type 4 gives the best result: the rules use
         ``body``, ``face``, ``hair``, ``head``, ``shoes``, ``bag`` and ``acc``; missing
-        classes are taken as empty).
+        classes are taken as empty), or a :class:`~clothseg_tools.Parsing` (the
+        default preset reads its twelve classes, the ``ootd`` preset its labels).
     category
         ``"upper_body"``, ``"lower_body"`` or ``"dresses"``.
     keypoints
         Optional pose keypoints ``{name: (x, y)}`` or ``(x, y, score)`` in pixels of
         the image (a score <= 0 means absent). With wrists and ankles they place
         hands and feet exactly; without them geometry estimates the extremities.
+        The ``ootd`` preset also takes an OpenPose dict and needs keypoints for
+        ``"upper_body"`` and ``"dresses"``.
+    preset
+        ``"default"`` (the rules above) or ``"ootd"`` (OOTDiffusion's).
+    model_type
+        ``ootd`` preset: ``"hd"`` (VITON-HD model, 60 px arms per 512 px of height) or
+        ``"dc"`` (DressCode model, 45 px).
+    keypoint_size
+        ``ootd`` preset: the (width, height) frame an OpenPose dict's pixels refer to
+        (default 384 x 512, where OOTDiffusion runs OpenPose). Named keypoints are
+        always in the source's pixels.
     dilate
         Dilation radius as a fraction of the image's longer side. The default 0.02 is
         what OOTDiffusion's 5 x 5 kernel applied 5 times amounts to at its 512 px
@@ -234,6 +287,7 @@ def tryon_mask(
         Longer side, in pixels, of the reduced copy the shaping runs on (default 512:
         enough to place a dilated outline within a few pixels, and 64 times fewer
         pixels than 4096 px). Garment and protected pixels are re-applied at full size.
+        For the ``ootd`` preset, the (width, height) it works at (default 384 x 512).
 
     Returns
     -------
@@ -243,7 +297,9 @@ def tryon_mask(
     Raises
     ------
     ValueError
-        Unknown category or options out of range.
+        Unknown category or preset, or options out of range.
+    KeypointError
+        ``ootd`` preset: keypoints needed but absent, or malformed.
 
     Examples
     --------
@@ -255,8 +311,31 @@ def tryon_mask(
     (True, False)
     """
     _check_category(category)
-    if not isinstance(ms, MaskSet):
-        ms = MaskSet(ms)
+    if preset == "ootd":
+        shaping = {"dilate": dilate != 0.02, "fill_holes": not fill_holes, "hull": hull,
+                   "box": box, "keep": bool(keep)}  # fmt: skip
+        if any(shaping.values()):
+            changed = ", ".join(k for k, v in shaping.items() if v)
+            raise ValueError(
+                f"The ootd preset follows OOTDiffusion's fixed rules; {changed} only apply "
+                'to preset="default".'
+            )
+        return ootd_mask(
+            source,
+            category,
+            keypoints=keypoints,
+            model_type=model_type,
+            keypoint_size=keypoint_size,
+            work_size=None if work_size is None else _pair(work_size),
+            level=level,
+        )
+    if preset != "default":
+        raise ValueError(f"preset must be 'default' or 'ootd', got {preset!r}.")
+    if work_size is None:
+        work_size = 512
+    if not isinstance(work_size, int):
+        raise ValueError(f"work_size must be one number (the longer side), got {work_size!r}.")
+    ms = _as_maskset(source)
     if not 0 <= dilate <= 0.5:
         raise ValueError(f"dilate must be a fraction of the image side in [0, 0.5], got {dilate}.")
     if work_size < 16:
@@ -288,6 +367,17 @@ def tryon_mask(
 
     full = _upsample(region, f, shape)
     return full & ~_protected_full(ms, category, level, fr, f, keep, _upsample(derived, f, shape))
+
+
+def _as_maskset(source: Any) -> MaskSet:
+    """The twelve classes of a MaskSet, a Parsing (through its label set) or a mapping."""
+    from ..parsing import Parsing
+
+    if isinstance(source, MaskSet):
+        return source
+    if isinstance(source, Parsing):
+        return source.to_maskset()
+    return MaskSet(source)
 
 
 def _protected_full(

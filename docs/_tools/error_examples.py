@@ -137,6 +137,12 @@ def _shape_mismatch(ctx: Context) -> None:
     cst.cutout(np.zeros((480, 640, 3), np.uint8), np.zeros((512, 512), np.uint8))
 
 
+@example("KeypointError", 'tryon_mask(masks, "upper_body", preset="ootd")  # no keypoints')
+def _keypoints(ctx: Context) -> None:
+    masks = cst.MaskSet({"tops": np.ones((8, 6), bool)})
+    cst.tryon_mask(masks, "upper_body", preset="ootd")
+
+
 # -- masks and ZIPs -------------------------------------------------------------------
 
 

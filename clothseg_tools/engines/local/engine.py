@@ -34,7 +34,7 @@ from .models import observe, release_thread_models
 from .parsing import LEAVES, Parsing, parse
 from .refine import GuidedUpsampler, to_uint8
 
-__all__ = ["CLASS_LEAVES", "LocalEngine", "render"]
+__all__ = ["CLASS_LEAVES", "LocalEngine", "detect_keypoints", "pose_keypoints", "render"]
 
 logger = logging.getLogger("clothseg_tools")
 
@@ -149,6 +149,7 @@ class LocalEngine(Engine):
         if obs.pose is not None and obs.faces_found > 1:
             notes.append(f"{obs.faces_found} people found; segmented the most prominent one only")
         masks, parts = render(image, work, parsing, classes, detail=detail_mode >= 2)
+        keypoints = pose_keypoints(obs.pose, work.shape[:2], image.shape[:2])
         done = time.perf_counter()
         self._timings.value = {"model": models_done - start, "post": done - models_done}
         logger.debug(
@@ -159,11 +160,71 @@ class LocalEngine(Engine):
             done - models_done,
             parsing.details,
         )
-        return EngineOutput(masks, parts, tuple(notes))
+        return EngineOutput(masks, parts, tuple(notes), keypoints)
 
     def close(self) -> None:
         """Release the calling thread's models (they are reloaded on next use)."""
         release_thread_models()
+
+
+# A landmark the pose model reports with less visibility than this is a guess (an
+# occluded or off-picture joint), which try-on rules must treat as missing.
+_SEEN = 0.5
+
+
+def pose_keypoints(
+    pose: FloatArray | None, work_shape: tuple[int, ...], image_shape: tuple[int, ...]
+) -> dict[str, tuple[float, float]] | None:
+    """The pose landmarks the model saw, by MediaPipe name, in source-image pixels.
+
+    Landmarks below :data:`_SEEN` visibility or outside the picture are left out.
+
+    Examples
+    --------
+    >>> pose = np.zeros((33, 3), np.float32); pose[0] = (10, 20, 0.9); pose[15] = (5, 5, 0.1)
+    >>> pose_keypoints(pose, (100, 50), (200, 100))
+    {'nose': (20.0, 40.0)}
+    """
+    if pose is None:
+        return None
+    from mediapipe.python.solutions.pose import PoseLandmark
+
+    sy = image_shape[0] / work_shape[0]
+    sx = image_shape[1] / work_shape[1]
+    h, w = image_shape[0], image_shape[1]
+    out: dict[str, tuple[float, float]] = {}
+    for mark in PoseLandmark:
+        x, y, seen = (float(v) for v in pose[mark.value])
+        x, y = x * sx, y * sy
+        if seen >= _SEEN and 0 <= x < w and 0 <= y < h:
+            out[mark.name.lower()] = (round(x, 2), round(y, 2))
+    return out
+
+
+def detect_keypoints(
+    image: UInt8Array, *, size: int = 512
+) -> dict[str, tuple[float, float]] | None:
+    """Only the pose: the keypoints :class:`LocalEngine` would return for ``image``.
+
+    For results made without a pose (the service, an ONNX parser) that a try-on rule
+    needs keypoints for. Runs the pose model alone, on a copy whose long side is at
+    most ``size``.
+
+    Returns
+    -------
+    dict or None
+        As ``EngineOutput.keypoints``; ``None`` when no person is found.
+    """
+    from .models import thread_models
+
+    work = _downscale(image, size)
+    out = thread_models().pose.process(work)
+    if out.pose_landmarks is None:
+        return None
+    h, w = work.shape[:2]
+    pose = np.array([(p.x * w, p.y * h, p.visibility) for p in out.pose_landmarks.landmark],
+                    dtype=np.float32)  # fmt: skip
+    return pose_keypoints(pose, work.shape[:2], image.shape[:2])
 
 
 def _downscale(image: UInt8Array, size: int) -> UInt8Array:
