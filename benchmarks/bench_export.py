@@ -10,6 +10,14 @@
    per two pixels), which no segmentation produces but shows the per-run cost.
 2. ``tryon_mask`` on a synthetic person with the twelve classes at 1024 and 4096 px
    (square), with and without keypoints. Target: under 0.2 s and 2 s.
+3. Dataset exports, items per second over ``--items`` result folders (default 1,000) of
+   1024 px, built in a temporary folder (the synthetic person, all twelve classes, two
+   per-garment parts, a JPEG photo): COCO (RLE), YOLO (polygons, photos copied), CVAT
+   (ZIP), Label Studio (brush RLE, photos copied), Hugging Face parquet; and the
+   readers back (COCO, CVAT, YOLO).
+4. ``brush_rle`` against Label Studio's reference encoder
+   (``label_studio_converter.brush.mask2rle``) on the same masks; outputs asserted
+   identical.
 
 Times are the best of several runs. Run: ``.venv/bin/python benchmarks/bench_export.py``.
 """
@@ -17,16 +25,20 @@ Times are the best of several runs. Run: ``.venv/bin/python benchmarks/bench_exp
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pycocotools.mask as coco_mask
 from skimage.draw import ellipse, polygon
 
-from clothseg_tools import CLASSES, MaskSet, decode_rle, encode_rle, tryon_mask
+from clothseg_tools import CLASSES, MaskSet, SegmentationResult, decode_rle, encode_rle, tryon_mask
+from clothseg_tools import export as ex
 
 
 def best_of(fn: Callable[[], Any], repeat: int) -> float:
@@ -160,17 +172,96 @@ def bench_tryon(n: int, repeat: int) -> None:
             )
 
 
+def build_results(root: Path, n: int, size: int = 1024) -> Path:
+    """n result folders of the synthetic person; one written, the rest copied."""
+    from PIL import Image
+
+    ms, _ = person(size)
+    tops = ms["tops"]
+    left, right = tops.copy(), tops.copy()
+    left[:, size // 2 :] = 0
+    right[:, : size // 2] = 0
+    photo = root / "photo.jpg"
+    rgb = np.stack([ms.stack().max(axis=0)] * 3, axis=-1) // 2 + 60
+    Image.fromarray(rgb.astype(np.uint8)).save(photo, quality=90)
+    first = root / "results" / "r00000"
+    SegmentationResult(ms, {"tops_0": left, "tops_1": right}, source=str(photo)).save(first)
+    for i in range(1, n):
+        shutil.copytree(first, root / "results" / f"r{i:05d}")
+    return root / "results"
+
+
+def bench_formats(n: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        results = build_results(root, n)
+        print(f"  built {n} result folders of 1024 px in {time.perf_counter() - t0:.1f} s")
+        exports: list[tuple[str, Callable[[], Any]]] = [
+            ("coco (rle)", lambda: ex.export_coco(results, root / "coco.json")),
+            ("yolo", lambda: ex.export_yolo(results, root / "yolo")),
+            ("cvat (zip)", lambda: ex.export_cvat(results, root / "cvat.zip")),
+            ("labelstudio (brush)", lambda: ex.export_labelstudio(results, root / "ls")),
+            ("hf (parquet)", lambda: ex.export_hf(results, root / "hf")),
+        ]
+        for name, run in exports:
+            t0 = time.perf_counter()
+            run()
+            t = time.perf_counter() - t0
+            print(f"  export {name:<20} {n / t:8.1f} items/s   ({t:6.1f} s for {n})")
+        readers = [
+            ("coco", lambda: ex.read_coco(root / "coco.json")),
+            ("cvat", lambda: ex.read_cvat(root / "cvat.zip")),
+            ("yolo", lambda: ex.read_yolo(root / "yolo")),
+        ]
+        for name, read in readers:
+            t0 = time.perf_counter()
+            count = sum(1 for _ in read())
+            t = time.perf_counter() - t0
+            assert count == n
+            print(f"  read   {name:<20} {n / t:8.1f} items/s   ({t:6.1f} s for {n})")
+
+
+def bench_brush(n: int, kind: str, repeat: int) -> None:
+    from label_studio_converter import brush
+
+    mask = (garment_mask if kind == "garments" else noise_mask)(n, seed=n)
+    ours = ex.brush_rle(mask)
+    assert ours == brush.mask2rle(mask), "brush_rle differs from Label Studio's encoder"
+    t_ours = best_of(lambda: ex.brush_rle(mask), repeat)
+    t_base = best_of(lambda: brush.mask2rle(mask), 1 if kind == "noise" else repeat)
+    print(
+        f"  brush {n:>4} {kind:<8} brush_rle {t_ours * 1e3:8.2f} ms   label_studio_converter "
+        f"{t_base * 1e3:9.1f} ms   ratio {t_ours / t_base:6.4f}x   identical: yes"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--items", type=int, default=1000, help="result folders to export")
+    parser.add_argument(
+        "--only", choices=["rle", "tryon", "formats", "brush"], help="run one section"
+    )
     args = parser.parse_args()
-    print("COCO RLE vs pycocotools (pycocotools timed with np.asfortranarray):")
-    for n in (1024, 4096):
-        for kind in ("garments", "noise"):
-            bench_rle(n, kind, args.repeat)
-    print("tryon_mask (12 classes, square picture):")
-    for n in (1024, 4096):
-        bench_tryon(n, args.repeat)
+    if args.only in (None, "brush"):
+        print("Label Studio brush RLE vs label_studio_converter.brush.mask2rle:")
+        for n, kind in ((1024, "garments"), (4096, "garments"), (1024, "noise")):
+            bench_brush(n, kind, args.repeat)
+    if args.only in (None, "formats"):
+        print(f"Dataset exports and readers ({args.items} items of 1024 x 1024):")
+        bench_formats(args.items)
+    if args.only not in (None, "rle", "tryon"):
+        return
+    if args.only in (None, "rle"):
+        print("COCO RLE vs pycocotools (pycocotools timed with np.asfortranarray):")
+        for n in (1024, 4096):
+            for kind in ("garments", "noise"):
+                bench_rle(n, kind, args.repeat)
+    if args.only in (None, "tryon"):
+        print("tryon_mask (12 classes, square picture):")
+        for n in (1024, 4096):
+            bench_tryon(n, args.repeat)
 
 
 if __name__ == "__main__":

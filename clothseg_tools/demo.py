@@ -32,6 +32,7 @@ from ._io import atomic_write_bytes, encode_png
 from .batch import BatchSummary, Progress, discover_inputs, discover_results, run_job
 from .batch.coverage import stats_job, write_dataset_stats
 from .batch.post import cutout_job, labelmap_job, overlay_job
+from .batch.runner import available_cpus
 from .batch.segment import segment_batch
 from .masks import MaskSet
 
@@ -222,7 +223,7 @@ def run_demo(
     out: str | os.PathLike[str] = "clothseg-demo",
     *,
     engine: str | Engine = "local",
-    workers: int = 2,
+    workers: int | None = None,
     progress: Callable[[str], Progress] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> DemoResult:
@@ -241,7 +242,8 @@ def run_demo(
         mediapipe is not installed replays the packaged recordings (see
         :func:`replay_recordings`); ``DemoResult.replayed`` then says so.
     workers
-        Items processed at once.
+        Items processed at once (default: the CPU cores available; the engine is
+        CPU-bound).
     progress
         ``progress(step) -> Progress`` for each step's bar.
     log
@@ -258,6 +260,7 @@ def run_demo(
     """
     from .report import build_report
 
+    workers = workers or available_cpus()
     base = Path(out)
     photos_dir, results = base / "photos", base / "results"
     say = log or (lambda _message: None)

@@ -10,7 +10,10 @@ contain the API key or a signed URL's query string.
 
     ClothsegError
     ├── ConfigurationError                 missing key / base URL, unknown engine
-    │   └── EngineUnavailableError         engine's optional dependency not installed
+    │   ├── EngineUnavailableError         engine's optional dependency not installed
+    │   ├── OptionalDependencyError        a feature's optional package not installed
+    │   └── ModelError                     a model file missing, unreadable, or not
+    │                                      fitting its label set or input
     ├── ShapeMismatchError (ValueError)    arrays of different (H, W)
     ├── InputError (ValueError)            an input image the service would refuse
     │   ├── FileTooLargeError              over 20 MB                       (413)
@@ -20,6 +23,7 @@ contain the API key or a signed URL's query string.
     │   └── InvalidRequestError            no or two image sources, bad option (400)
     ├── KeypointError (ValueError)         pose keypoints missing or malformed
     ├── MaskDecodeError (ValueError)       a mask value that does not decode
+    │   └── LabelFormatError               a labeling tool's file that cannot be read
     ├── MaskZipError (ValueError)          a per-garment ZIP that cannot be read
     │   └── UnsafeZipError                 path tricks, too many entries, zip bombs
     ├── LabelSetError (ValueError)         an unknown or malformed label set, a parsing
@@ -50,6 +54,8 @@ True
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -68,11 +74,14 @@ __all__ = [
     "InputError",
     "InvalidRequestError",
     "KeypointError",
+    "LabelFormatError",
     "LabelSetError",
     "LabelSetMatchError",
     "MaskDecodeError",
     "MaskZipError",
+    "ModelError",
     "NoRecordError",
+    "OptionalDependencyError",
     "RateLimitError",
     "ResultExpiredError",
     "ServerError",
@@ -98,6 +107,11 @@ class EngineUnavailableError(ConfigurationError):
     """An engine was asked for whose optional dependencies are not installed."""
 
 
+class OptionalDependencyError(ConfigurationError):
+    """A feature needs an optional package that is not installed; the message says
+    which extra to install."""
+
+
 def install_hint(extra: str) -> str:
     """The commands that install the optional extra ``extra``, from PyPI and from a checkout.
 
@@ -110,6 +124,10 @@ def install_hint(extra: str) -> str:
     pip install 'clothseg_tools[server]' (from a checkout: pip install -e ".[server]")
     """
     return f"pip install 'clothseg_tools[{extra}]' (from a checkout: pip install -e \".[{extra}]\")"
+
+
+class ModelError(ConfigurationError):
+    """A model file is missing or unreadable, or does not fit its label set or options."""
 
 
 class ShapeMismatchError(ClothsegError, ValueError):
@@ -172,6 +190,24 @@ class KeypointError(ClothsegError, ValueError):
 
 class MaskDecodeError(ClothsegError, ValueError):
     """A mask value (URL, base64, bytes or file) could not be decoded."""
+
+
+class LabelFormatError(MaskDecodeError):
+    """A labeling tool's file (COCO JSON, YOLO labels, CVAT masks) that cannot be read.
+
+    Attributes
+    ----------
+    path : str
+        The file at fault.
+    line : int or None
+        The line at fault, for line-based formats (YOLO labels, ``labelmap.txt``).
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str], line: int | None = None):
+        where = f"{os.fspath(path)}, line {line}" if line is not None else os.fspath(path)
+        super().__init__(f"{where}: {message}")
+        self.path = os.fspath(path)
+        self.line = line
 
 
 class MaskZipError(ClothsegError, ValueError):

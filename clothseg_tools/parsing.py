@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from .errors import LabelSetError
 from .labelsets import LABELSETS, LabelSet, get_labelset, index_palette
 from .masks import MaskSet
 
-__all__ = ["Parsing"]
+__all__ = ["Parsing", "upsampled_blocks"]
 
 # Elements (pixels x channels) per row block of the vectorized passes: big enough for
 # numpy's per-call overhead to vanish, small enough for a block's float temporaries
@@ -66,6 +66,10 @@ class Parsing:
     probs
         Optional (C, h, w) float per-label probabilities (C = size of the set) at any
         resolution covering the same view as ``labels``; makes :meth:`to_maskset` soft.
+    probs_extent
+        (rows, cols) of ``probs`` pixels that the map covers, when it covers less than
+        all of ``probs`` (a model's output for a padded input, cropped to whole pixels:
+        the map then spans, say, 96.5 of 97 columns). Default: all of ``probs``.
 
     Raises
     ------
@@ -83,7 +87,7 @@ class Parsing:
     ((2, 2), 'lip', 'uint8')
     """
 
-    __slots__ = ("_labels", "_labelset", "_probs")
+    __slots__ = ("_extent", "_labels", "_labelset", "_probs")
 
     def __init__(
         self,
@@ -91,10 +95,12 @@ class Parsing:
         labelset: LabelSet | str,
         *,
         probs: Any = None,
+        probs_extent: tuple[float, float] | None = None,
     ) -> None:
         self._labelset = get_labelset(labelset)
         self._labels = _checked_labels(labels, self._labelset)
         self._probs = None if probs is None else _checked_probs(probs, self._labelset)
+        self._extent = _checked_extent(probs_extent, self._probs)
 
     # -- properties ------------------------------------------------------------------
 
@@ -118,6 +124,11 @@ class Parsing:
     def probs(self) -> npt.NDArray[np.float32] | None:
         """The (C, h, w) read-only float32 per-label probabilities, or ``None``."""
         return self._probs
+
+    @property
+    def probs_extent(self) -> tuple[float, float] | None:
+        """(rows, cols) of ``probs`` the map covers, or ``None`` for all of them."""
+        return self._extent
 
     def __repr__(self) -> str:
         h, w = self.shape
@@ -192,7 +203,7 @@ class Parsing:
         if self._probs is None:
             _apply_lut(table.astype(np.uint8) * np.uint8(255), self._labels, stack)
         else:
-            _soft_classes(self._probs, table, stack)
+            _soft_classes(self._probs, table, stack, self._extent)
         return MaskSet.from_stack(stack, names)
 
     # -- files -----------------------------------------------------------------------
@@ -290,6 +301,23 @@ def _checked_labels(labels: Any, labelset: LabelSet) -> npt.NDArray[np.unsignedi
     return out  # type: ignore[return-value]
 
 
+def _checked_extent(
+    extent: tuple[float, float] | None, probs: npt.NDArray[np.float32] | None
+) -> tuple[float, float] | None:
+    if extent is None:
+        return None
+    if probs is None:
+        raise ValueError("probs_extent= describes probs=; pass both or neither.")
+    rows, cols = (float(v) for v in extent)
+    _, h, w = probs.shape
+    if not (0 < rows <= h and 0 < cols <= w):
+        raise ValueError(
+            f"probs_extent={extent} must lie within the probabilities' (h, w) = ({h}, {w}), "
+            "above zero."
+        )
+    return rows, cols
+
+
 def _checked_probs(probs: Any, labelset: LabelSet) -> npt.NDArray[np.float32]:
     arr = np.asarray(probs)
     if arr.ndim == 4 and arr.shape[0] == 1:
@@ -332,50 +360,101 @@ def _apply_lut(lut: npt.NDArray[Any], labels: npt.NDArray[Any], out: npt.NDArray
 
 
 def _linear_weights(
-    n_out: int, n_in: int
+    n_out: int, n_in: int, extent: float | None = None
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.float32]]:
     """Source indices and weights of bilinear resizing with pixel centres aligned.
 
     The mapping of ``align_corners=False`` (torch, and so SegFormer's post-processing):
-    output pixel i samples source position (i + 0.5) * n_in / n_out - 0.5, clamped.
+    output pixel i samples source position (i + 0.5) * extent / n_out - 0.5, clamped,
+    where ``extent`` (default ``n_in``) is how many source pixels the output spans.
     """
-    pos = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    span = float(n_in if extent is None else extent)
+    pos = (np.arange(n_out, dtype=np.float64) + 0.5) * (span / n_out) - 0.5
     pos = np.clip(pos, 0, n_in - 1)
     i0 = np.floor(pos).astype(np.intp)
     i1 = np.minimum(i0 + 1, n_in - 1)
     return i0, i1, (pos - i0).astype(np.float32)
 
 
-def _soft_classes(
-    probs: npt.NDArray[np.float32], table: npt.NDArray[np.bool_], out: npt.NDArray[np.uint8]
-) -> None:
-    """Per block of output rows: sum label probabilities per class, upsample, round.
+def upsampled_blocks(
+    src: npt.NDArray[np.float32],
+    shape: tuple[int, int],
+    *,
+    extent: tuple[float, float] | None = None,
+    channels: int | None = None,
+    reduce: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]] | None = None,
+) -> Iterator[tuple[int, int, npt.NDArray[np.float32]]]:
+    """Bilinearly upsample a (C, h, w) float array to ``shape``, one block of rows at a time.
 
-    A block needs only the few source rows its output rows sample, so the class sums
-    (one tensor product), the horizontal resize and the vertical lerp all work on
-    block-sized arrays: no full-size float array of any channel is ever made, whatever
-    the resolution of ``probs``.
+    Yields ``(r0, r1, block)`` with ``block`` the (K, r1 - r0, W) float32 rows ``r0:r1``
+    of the result. A block is made from the few source rows it samples, so no
+    full-size array of any channel ever exists; the caller reduces each block (an
+    arg-max, a rounding into uint8) before the next.
+
+    Parameters
+    ----------
+    src
+        (C, h, w) values at their own resolution (probabilities, logits).
+    shape
+        (H, W) of the result.
+    extent
+        (rows, cols) of ``src`` pixels the result spans, when it covers only part of
+        ``src`` (logits of a padded input, cropped to whole pixels); default all of it.
+    channels
+        K, the number of channels ``reduce`` returns (default C), which sets the block
+        height so that a block stays about a megabyte.
+    reduce
+        Applied to each block's source rows (C, s, w) -> (K, s, w) before resizing, so
+        that a reduction that commutes with interpolation (summing the labels of a
+        class) runs at the source resolution.
+
+    Examples
+    --------
+    >>> src = np.array([[[0.0, 1.0]]], np.float32)
+    >>> [b.round(2).tolist() for _, _, b in upsampled_blocks(src, (1, 4))]
+    [[[[0.0, 0.25, 0.75, 1.0]]]]
     """
-    _, h, w = probs.shape
-    k, big_h, big_w = out.shape
-    weights = table.T.astype(np.float32)  # (k, c)
-    x0, x1, wx = _linear_weights(big_w, w)
-    y0, y1, wy = _linear_weights(big_h, h)
+    c, h, w = src.shape
+    big_h, big_w = shape
+    k = c if channels is None else channels
+    ext_h, ext_w = (None, None) if extent is None else extent
+    x0, x1, wx = _linear_weights(big_w, w, ext_w)
+    y0, y1, wy = _linear_weights(big_h, h, ext_h)
     step = _row_block(big_w, k)
     for r0 in range(0, big_h, step):
         r1 = min(r0 + step, big_h)
         s0, s1 = int(y0[r0]), int(y1[r1 - 1]) + 1
-        sums = np.tensordot(weights, probs[:, s0:s1], axes=1)  # (k, s1 - s0, w)
-        if w != big_w:
-            wide = sums[:, :, x0]
-            wide += (sums[:, :, x1] - wide) * wx
+        rows = src[:, s0:s1]
+        if reduce is not None:
+            rows = reduce(rows)
+        if w != big_w or ext_w is not None:
+            wide = rows[:, :, x0]
+            wide += (rows[:, :, x1] - wide) * wx
         else:
-            wide = sums
+            wide = rows  # only read below: the fancy indexing makes the copies
         top = wide[:, y0[r0:r1] - s0]
         block = wide[:, y1[r0:r1] - s0]
         block -= top  # in place: two block-sized temporaries in all
         block *= wy[r0:r1, None]
         block += top
+        yield r0, r1, block
+
+
+def _soft_classes(
+    probs: npt.NDArray[np.float32],
+    table: npt.NDArray[np.bool_],
+    out: npt.NDArray[np.uint8],
+    extent: tuple[float, float] | None = None,
+) -> None:
+    """Sum label probabilities per class at their resolution, upsample by blocks, round."""
+    weights = table.T.astype(np.float32)  # (k, c)
+
+    def class_sums(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return np.tensordot(weights, rows, axes=1)  # (k, s, w)
+
+    for r0, r1, block in upsampled_blocks(
+        probs, (out.shape[1], out.shape[2]), extent=extent, channels=out.shape[0], reduce=class_sums
+    ):
         block *= 255.0
         block += 0.5
         np.clip(block, 0, 255, out=block)

@@ -32,9 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ._io import atomic_write_bytes
-from .batch.discover import BatchItem, discover_results
+from .batch.discover import BatchItem, require_results
 from .batch.manifest import read_manifest
-from .classes import CLASSES, class_color
+from .classes import CLASSES, LABEL_PRIORITY, class_color
 
 __all__ = [
     "REPORT_FILES",
@@ -57,6 +57,12 @@ _FULL_SIZE = {"overlay": "overlay.png", "cutout": "cutout.png", "labels": "label
 
 # -- charts ------------------------------------------------------------------------------
 
+#: Colour of the charts that are about no one class (the worn share).
+_WORN_COLOR = (31, 119, 180)
+#: Longest bar label drawn in full; longer ones are cut with an ellipsis (the bar's
+#: tooltip keeps the whole).
+_LABEL_CHARS = 28
+
 
 def _hex(rgb: Sequence[int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb[:3]))
@@ -78,7 +84,8 @@ def svg_bar_chart(
     Parameters
     ----------
     labels
-        One label per bar, drawn left of it.
+        One label per bar, drawn left of it (the label column widens to fit, up to half
+        the chart; labels over 28 characters keep their end, after an ellipsis).
     values
         Bar lengths (non-negative).
     title
@@ -100,7 +107,10 @@ def svg_bar_chart(
     if len(labels) != len(values):
         raise ValueError(f"{len(labels)} labels but {len(values)} values.")
     top = 26 if title else 6
-    label_w, value_w = 90, 60
+    shown = [_short(str(label)) for label in labels]
+    # room for the longest label (about 7 px a character at 12 px), at least 90 px
+    label_w = max(90, min(7 * max((len(t) for t in shown), default=0) + 12, width // 2))
+    value_w = 60
     plot_w = width - label_w - value_w
     height = top + len(values) * (bar_height + 6) + 4
     peak = max_value if max_value else max([float(v) for v in values] + [0.0]) or 1.0
@@ -116,7 +126,7 @@ def svg_bar_chart(
         length = max(0.0, min(1.0, float(value) / peak)) * plot_w
         parts.append(
             f'<text x="{label_w - 6}" y="{y + bar_height - 5}" text-anchor="end">'
-            f"{html.escape(str(label))}</text>"
+            f"{html.escape(shown[i])}</text>"
             f'<rect x="{label_w}" y="{y}" width="{length:.1f}" height="{bar_height}" '
             f'fill="{color}"><title>{html.escape(str(label))}: '
             f"{html.escape(value_format.format(value))}</title></rect>"
@@ -125,6 +135,10 @@ def svg_bar_chart(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= _LABEL_CHARS else "…" + label[-(_LABEL_CHARS - 1) :]
 
 
 def svg_histogram(
@@ -136,7 +150,7 @@ def svg_histogram(
     tick_format: str = "{:.0%}",
     width: int = 520,
     height: int = 180,
-    color: Sequence[int] = (31, 119, 180),
+    color: Sequence[int] = _WORN_COLOR,
 ) -> str:
     """A histogram as an inline ``<svg>`` element.
 
@@ -170,6 +184,11 @@ def svg_histogram(
             f'height="{h:.1f}" fill="{_hex(color)}"><title>{html.escape(lo)}–'
             f"{html.escape(hi)}: {int(count)}</title></rect>"
         )
+        if count:  # the count on the bar: readable without hovering
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{max(top + 10, top + plot_h - h - 3):.1f}" '
+                f'text-anchor="middle" class="count">{int(count)}</text>'
+            )
     for i in range(0, bins + 1, max(1, bins // 5)):
         x = left + i * bar_w
         parts.append(
@@ -189,13 +208,15 @@ class _Entry:
 
     key: str
     folder: Path
-    source: str | None = None
+    source: str | None = None  # as shown: relative to the results folder where it can be
     size: tuple[int, int] | None = None
     classes: tuple[str, ...] = ()
     fractions: dict[str, float] = dataclasses.field(default_factory=dict)
     worn: float | None = None  # share of the picture covered by anything worn
     pictures: dict[str, str] = dataclasses.field(default_factory=dict)  # kind -> relative
     links: dict[str, str] = dataclasses.field(default_factory=dict)  # kind -> relative
+    labels_from_file: bool = False  # the labels picture is the folder's labels.png
+    shown: dict[str, float] = dataclasses.field(default_factory=dict)  # share drawn on top
     notes: tuple[str, ...] = ()
     problem: str | None = None
 
@@ -206,13 +227,17 @@ def _thumb_shape(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def _resize_rgb(image: npt.NDArray[np.uint8], shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
+def _resize_rgb(
+    image: npt.NDArray[np.uint8], shape: tuple[int, int], *, nearest: bool = False
+) -> npt.NDArray[np.uint8]:
     from PIL import Image
 
     if image.shape[:2] == shape:
         return image
     pil = Image.fromarray(np.ascontiguousarray(image))
-    return np.asarray(pil.resize((shape[1], shape[0]), Image.Resampling.LANCZOS))
+    # label colours must not blend into colours no class has
+    method = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
+    return np.asarray(pil.resize((shape[1], shape[0]), method))
 
 
 def _encode(array: npt.NDArray[np.uint8], fmt: str) -> bytes:
@@ -233,13 +258,61 @@ def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
+def _shown_source(source: str | None, root: Path) -> str | None:
+    """A local photo's path relative to the results folder (URLs as they are), so the
+    page reads the same wherever the folders are and shows no home directory."""
+    if not source or "://" in source:
+        return source
+    try:
+        return _relative(Path(source), root)
+    except ValueError:  # another drive on Windows
+        return source
+
+
+def _outlined(photo: npt.NDArray[np.uint8], labels: npt.NDArray[np.integer[Any]],
+              names: Sequence[str]) -> npt.NDArray[np.uint8]:  # fmt: skip
+    """The review overlay: a light fill and a 2-pixel outline in each class's colour,
+    ringed in near-black, so every region stays visible whatever its garment's colour
+    (a red top under the red ``tops`` fill still shows its outline on the dark ring)."""
+    from scipy import ndimage as ndi
+
+    from .composite import overlay
+
+    picture = overlay(photo, labels, classes=names, alpha=0.35, outline=2)
+    inside = labels > 0
+    ring = ndi.binary_dilation(inside, iterations=2) & ~inside  # 2 pixels just outside
+    picture[ring] = picture[ring] // 4
+    return picture
+
+
+def _label_picture(
+    folder: Path, labels: npt.NDArray[np.integer[Any]], names: Sequence[str],
+    shape: tuple[int, int],
+) -> tuple[npt.NDArray[np.uint8], bool]:  # fmt: skip
+    """The folder's ``labels.png`` (made by ``clothseg labelmap``) at thumbnail size, or
+    the same picture drawn from the masks when there is none; and which it is."""
+    from PIL import Image
+
+    path = folder / _FULL_SIZE["labels"]
+    if path.is_file():
+        try:
+            with Image.open(path) as im:
+                rgb = np.asarray(im.convert("RGB"))  # the palette holds the class colours
+            return _resize_rgb(rgb, shape, nearest=True), True
+        except (OSError, ValueError) as exc:
+            logger.warning("report: %s cannot be shown (%s); drawing labels", path, exc)
+    palette = np.zeros((len(names) + 1, 3), np.uint8)
+    palette[1:] = [class_color(n) for n in names] if names else np.zeros((0, 3))
+    return palette[labels], False
+
+
 def _render_entry(
-    item: BatchItem, index: int, files_dir: Path, page_dir: Path, thumb_size: int
+    item: BatchItem, index: int, files_dir: Path, page_dir: Path, root: Path, thumb_size: int
 ) -> _Entry:
     """Load one result and write its pictures; problems are shown, never raised."""
     from .batch.post import load_photo, result_masks, wearable_classes
-    from .composite import cutout, overlay
-    from .ops import merge, resize_mask
+    from .composite import cutout
+    from .ops import label_map, merge, resize_mask
     from .result import SegmentationResult
     from .stats import coverage
 
@@ -252,7 +325,7 @@ def _render_entry(
         return entry
     masks = result_masks(result)
     worn = list(wearable_classes(masks, None))
-    entry.source, entry.notes = result.source, result.notes
+    entry.source, entry.notes = _shown_source(result.source, root), result.notes
     entry.size = (result.shape[1], result.shape[0])
     entry.classes = masks.classes
     entry.fractions = {name: c.fraction for name, c in coverage(masks).items()}
@@ -261,22 +334,28 @@ def _render_entry(
         if (folder / name).is_file():
             entry.links[kind] = _relative(folder / name, page_dir)
     small = resize_mask(masks, _thumb_shape(result.shape, thumb_size))
+    names = list(small.classes)
+    labels = label_map(small, names, priority=LABEL_PRIORITY)
+    drawn = np.bincount(labels.ravel(), minlength=len(names) + 1)[1:] / max(1, labels.size)
+    entry.shown = {name: float(share) for name, share in zip(names, drawn, strict=True)}
+    label_rgb, entry.labels_from_file = _label_picture(folder, labels, names, small.shape)
     stem = f"{index:05d}"
     try:
         photo = load_photo(result, folder=folder)
     except Exception as exc:  # photo moved: show the masks alone, say why
         entry.problem = f"photo not shown: {type(exc).__name__}: {exc}"
-        pictures = {"masks": small.to_rgb()}
+        pictures = {"masks": small.to_rgb(), "labels": label_rgb}
     else:
         thumb = _resize_rgb(photo, small.shape)
         pictures = {
             "photo": thumb,
-            "overlay": overlay(thumb, small, alpha=0.55),
+            "overlay": _outlined(thumb, labels, names),
+            "labels": label_rgb,
             "cutout": cutout(thumb, merge(small, worn)),
         }
     for kind, array in pictures.items():
-        fmt = "PNG" if kind in ("cutout", "masks") else "JPEG"
-        path = files_dir / f"{stem}-{kind}.{'png' if fmt == 'PNG' else 'jpg'}"
+        fmt = "JPEG" if kind in ("photo", "overlay") else "PNG"
+        path = files_dir / f"{stem}-{kind}.{'jpg' if fmt == 'JPEG' else 'png'}"
         atomic_write_bytes(path, _encode(array, fmt))
         entry.pictures[kind] = _relative(path, page_dir)
     return entry
@@ -294,12 +373,12 @@ def _failures(root: Path) -> list[dict[str, str]]:
     for path in manifests:
         command = "segment" if path.name == "manifest.jsonl" else path.stem.split("-", 1)[1]
         for source, rec in read_manifest(path).items():
-            if rec.get("status") == "done":
+            if rec.get("status") != "failed":  # done, or a file passed over (not an image)
                 continue
             err = rec.get("error") or {}
             rows.append({
                 "command": command,
-                "source": str(source),
+                "source": _shown_source(str(source), root) or "",
                 "key": str(rec.get("key", "")),
                 "type": str(err.get("type", "")),
                 "message": str(err.get("message", "")),
@@ -310,42 +389,91 @@ def _failures(root: Path) -> list[dict[str, str]]:
 # -- the page ------------------------------------------------------------------------------
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px}
+*,*::before,*::after{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;
+padding:20px 24px;max-width:1400px;color:#222}
+@media (max-width:600px){body{padding:12px 10px}}
+h1{font-size:22px;margin:0 0 4px;overflow-wrap:anywhere}h2{font-size:18px;margin:28px 0 8px}
 .meta{color:#666;margin:0 0 16px}
 .notice{background:#fff4d6;border:1px solid #e0b84c;border-radius:4px;padding:8px 12px}
 .charts{display:flex;flex-wrap:wrap;gap:24px}
+.charts>figure{flex:0 1 520px;min-width:0}
+.charts svg{display:block;width:100%;height:auto}
 svg text{font:12px system-ui,sans-serif;fill:#333}svg text.title{font-weight:600;font-size:13px}
-table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;
-vertical-align:top}th{background:#f4f4f4}
+table{border-collapse:collapse;width:100%;table-layout:fixed}
+td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}th{background:#f4f4f4}
 .item{border-top:1px solid #ddd;padding:12px 0}
-.item h3{font-size:15px;margin:0 0 6px;word-break:break-all}
-.row{display:flex;flex-wrap:wrap;gap:10px}
-figure{margin:0}figcaption{color:#666;font-size:12px}
-figure img{display:block;max-width:320px;height:auto;border:1px solid #ccc}
+.item h3{font-size:15px;margin:0 0 6px;overflow-wrap:anywhere}
+.row{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start}
+.pair{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start;min-width:0;max-width:100%}
+figure{margin:0;min-width:0;max-width:100%}figcaption{color:#666;font-size:12px}
+figure img{display:block;max-width:100%;height:auto;border:1px solid #ccc}
+.legend{list-style:none;margin:0;padding:0;font-size:12px;font-variant-numeric:tabular-nums}
+.legend li{display:flex;align-items:center;gap:6px;white-space:nowrap}
+.legend .sw{display:inline-block;width:14px;height:14px;flex:none;border:1px solid #222}
+.legend li.zero{color:#aaa}.legend li.zero .sw{opacity:.35}.legend li.under{color:#666}
+@media (min-width:1000px){.row figure img{max-width:290px}}
 .checker{background-color:#fff;background-image:linear-gradient(45deg,#ccc 25%,transparent 25%),
 linear-gradient(-45deg,#ccc 25%,transparent 25%),linear-gradient(45deg,transparent 75%,#ccc 75%),
 linear-gradient(-45deg,transparent 75%,#ccc 75%);background-size:16px 16px;
 background-position:0 0,0 8px,8px -8px,-8px 0}
-.cov td{font-variant-numeric:tabular-nums}.zero{color:#bbb}
-.problem{color:#a40}.note{color:#555}
+.problem{color:#a40;overflow-wrap:anywhere}.note{color:#555;overflow-wrap:anywhere}
+@media (max-width:600px){
+.failures,.failures tbody,.failures tr,.failures td{display:block;width:auto}
+.failures colgroup,.failures tr.head{display:none}
+.failures tr{border:1px solid #ddd;margin:0 0 8px;padding:4px 0}
+.failures td{border:0;padding:1px 8px}
+.failures td::before{content:attr(data-label) ": ";color:#666}}
 """
 
-
-def _coverage_row(entry: _Entry, columns: Sequence[str]) -> str:
-    cells = []
-    for name in columns:
-        if name not in entry.fractions:
-            cells.append('<td class="zero">–</td>')
-            continue
-        value = entry.fractions[name]
-        css = ' class="zero"' if value == 0 else ""
-        cells.append(f"<td{css}>{value:.1%}</td>")
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    return f'<table class="cov"><tr>{head}</tr><tr>{"".join(cells)}</tr></table>'
+#: Captions of the per-image pictures, in page order.
+_CAPTIONS = {
+    "photo": "photo",
+    "overlay": "overlay (classes outlined)",
+    "masks": "masks",
+    "labels": "labels",
+    "cutout": "cutout",
+}
 
 
-def _entry_html(entry: _Entry, columns: Sequence[str]) -> str:
+def _legend(entry: _Entry) -> str:
+    """The colour of every class, with its share of the picture: first the classes the
+    overlay shows (most area first), then those found but drawn over by more specific
+    ones (``clothes`` under ``tops``), then those asked for and not found, greyed."""
+    esc = html.escape
+    found = [c for c, f in entry.fractions.items() if f > 0]
+    on_top = sorted((c for c in found if entry.shown.get(c, 0) > 0), key=lambda c: -entry.shown[c])
+    beneath = sorted((c for c in found if c not in on_top), key=lambda c: -entry.fractions[c])
+    absent = [c for c in entry.classes if entry.fractions.get(c, 0) == 0]
+    items = []
+    for name in on_top + beneath + absent:
+        share = entry.fractions.get(name, 0.0)
+        css = ' class="zero"' if share == 0 else ' class="under"' if name in beneath else ""
+        hint = ' title="drawn over by a more specific class"' if name in beneath else ""
+        under = " (under)" if name in beneath else ""
+        items.append(
+            f'<li{css}{hint}><span class="sw" style="background:{_hex(class_color(name))}">'
+            f"</span>{esc(name)} {share:.1%}{under}</li>"
+        )
+    return f'<ul class="legend" aria-label="colour legend">{"".join(items)}</ul>'
+
+
+def _figure(entry: _Entry, kind: str) -> str:
+    esc = html.escape
+    rel = entry.pictures[kind]
+    css = ' class="checker"' if kind == "cutout" else ""
+    img = f'<img{css} src="{esc(rel)}" alt="{kind} of {esc(entry.key)}" loading="lazy">'
+    link = entry.links.get(kind)
+    if link is not None:
+        img = f'<a href="{esc(link)}">{img}</a>'
+    caption = _CAPTIONS[kind]
+    if kind == "labels":
+        caption = "label PNG" if entry.labels_from_file else "labels (no label PNG yet)"
+    return f"<figure>{img}<figcaption>{esc(caption)}</figcaption></figure>"
+
+
+def _entry_html(entry: _Entry) -> str:
     esc = html.escape
     out = [f'<article class="item" id="{esc(entry.key)}"><h3>{esc(entry.key)}</h3>']
     if entry.source:
@@ -354,25 +482,25 @@ def _entry_html(entry: _Entry, columns: Sequence[str]) -> str:
     if entry.problem:
         out.append(f'<div class="problem">{esc(entry.problem)}</div>')
     out.append('<div class="row">')
-    for kind in ("photo", "overlay", "cutout", "masks"):
-        rel = entry.pictures.get(kind)
-        if rel is None:
+    legend = _legend(entry) if entry.fractions else ""
+    for kind in _CAPTIONS:
+        if kind not in entry.pictures:
             continue
-        css = ' class="checker"' if kind == "cutout" else ""
-        img = f'<img{css} src="{esc(rel)}" alt="{kind} of {esc(entry.key)}" loading="lazy">'
-        link = entry.links.get(kind)
-        if link is not None:
-            img = f'<a href="{esc(link)}">{img}</a>'
-        out.append(f"<figure>{img}<figcaption>{kind}</figcaption></figure>")
+        figure = _figure(entry, kind)
+        if kind in ("overlay", "masks") and legend:
+            # the legend sits beside the picture whose colours it explains
+            figure, legend = f'<div class="pair">{figure}{legend}</div>', ""
+        out.append(figure)
+    out.append(legend)  # no coloured picture (an unreadable folder): the legend alone
     out.append("</div>")
-    if entry.fractions:
-        out.append(_coverage_row(entry, columns))
     for note in entry.notes:
         out.append(f'<div class="note">note: {esc(note)}</div>')
-    if "labels" in entry.links:
-        out.append(f'<div class="note"><a href="{esc(entry.links["labels"])}">label PNG</a></div>')
     out.append("</article>")
     return "".join(out)
+
+
+#: Up to this many images the worn share is drawn per image; beyond, as a histogram.
+_PER_IMAGE_BARS = 12
 
 
 def _charts(entries: Sequence[_Entry], columns: Sequence[str]) -> str:
@@ -399,14 +527,33 @@ def _charts(entries: Sequence[_Entry], columns: Sequence[str]) -> str:
         title="Mean share of the picture, where present",
         value_format="{:.1%}",
     )
-    totals = [e.worn for e in entries if e.worn is not None]
-    hist = svg_histogram(
-        totals, bins=10, title="Share of the picture worn (garments, bag, shoes, acc)"
-    )
+    worn = [(e.key, e.worn) for e in entries if e.worn is not None]
+    title = "Share of the picture worn (garments, bag, shoes, acc)"
+    if len(worn) <= _PER_IMAGE_BARS:
+        # a histogram of a handful of values is mostly empty bins: show each image
+        worn_chart = svg_bar_chart(
+            [k for k, _ in worn],
+            [v for _, v in worn],
+            title=title,
+            colors=[_WORN_COLOR] * len(worn),
+            max_value=1.0,
+        )
+    else:
+        worn_chart = svg_histogram([v for _, v in worn], bins=10, title=title)
     return (
         f'<div class="charts"><figure>{presence}</figure><figure>{share}</figure>'
-        f"<figure>{hist}</figure></div>"
+        f"<figure>{worn_chart}</figure></div>"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 failure"``, ``"3 failures"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+#: The failure table's columns: manifest field -> heading (also each cell's label on a
+#: phone, where the rows become cards).
+_FAILURE_COLUMNS = {"command": "step", "source": "input", "type": "error", "message": "reason"}
 
 
 def _failures_html(rows: Sequence[Mapping[str, str]]) -> str:
@@ -414,11 +561,20 @@ def _failures_html(rows: Sequence[Mapping[str, str]]) -> str:
         return "<p>None.</p>"
     esc = html.escape
     body = "".join(
-        f"<tr><td>{esc(r['command'])}</td><td>{esc(r['source'])}</td><td>{esc(r['type'])}</td>"
-        f"<td>{esc(r['message'])}</td></tr>"
+        "<tr>"
+        + "".join(
+            f'<td data-label="{label}">{esc(r[field])}</td>'
+            for field, label in _FAILURE_COLUMNS.items()
+        )
+        + "</tr>"
         for r in rows
     )
-    return f"<table><tr><th>step</th><th>input</th><th>error</th><th>reason</th></tr>{body}</table>"
+    widths = "".join(f'<col style="width:{w}%">' for w in (12, 33, 20, 35))
+    head = "".join(f"<th>{label}</th>" for label in _FAILURE_COLUMNS.values())
+    return (
+        f'<table class="failures"><colgroup>{widths}</colgroup>'
+        f'<tr class="head">{head}</tr>{body}</table>'
+    )
 
 
 def build_report(
@@ -461,7 +617,8 @@ def build_report(
     Raises
     ------
     InputNotFoundError
-        ``results`` is not a folder.
+        ``results`` is not a folder, or holds no saved result (an empty page helps
+        nobody; the message says where the failures are when there are some).
 
     Examples
     --------
@@ -477,7 +634,7 @@ def build_report(
     ('report.html', True)
     """
     root = Path(results)
-    items = discover_results(root)
+    items = require_results(root)
     page = Path(out) if out is not None else root / REPORT_NAME
     page_dir = page.parent.resolve()
     files_dir = page_dir / REPORT_FILES
@@ -488,7 +645,9 @@ def build_report(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         entries = list(
             pool.map(
-                lambda pair: _render_entry(pair[1], pair[0], files_dir, page_dir, thumb_size),
+                lambda pair: _render_entry(
+                    pair[1], pair[0], files_dir, page_dir, root.resolve(), thumb_size
+                ),
                 enumerate(shown),
             )
         )
@@ -505,11 +664,12 @@ def build_report(
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{esc(name)} · clothseg report</title><style>{_CSS}</style></head><body>"
         f"<h1>{esc(name)}</h1>"
-        f'<p class="meta">{len(items)} results{more} · {len(failures)} failures · '
+        f'<p class="meta">{_count(len(items), "result")}{more} · '
+        f"{_count(len(failures), 'failure')} · "
         f"made {esc(stamp)}</p>{notice_html}"
         f"<h2>Dataset coverage</h2>{_charts(entries, columns)}"
         f"<h2>Failures</h2>{_failures_html(failures)}"
-        f"<h2>Images</h2>{''.join(_entry_html(e, columns) for e in entries)}"
+        f"<h2>Images</h2>{''.join(_entry_html(e) for e in entries)}"
         "</body></html>\n"
     )
     atomic_write_bytes(page, doc.encode("utf-8"))

@@ -132,3 +132,22 @@ def test_rate_limiter_reservations_are_evenly_spaced() -> None:
 def test_rate_limiter_rejects_bad_settings(rate: float, burst: int) -> None:
     with pytest.raises(ValueError, match="must be"):
         RateLimiter(rate, burst=burst)
+
+
+def test_every_retry_urllib3_makes_is_logged_without_the_query(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from urllib3.exceptions import ReadTimeoutError
+    from urllib3.response import HTTPResponse
+
+    retry = ClientRetry.for_get(max_retries=3)
+    with caplog.at_level("INFO", logger="clothseg_tools"):
+        retry = retry.increment("GET", "/results/a.png?sig=s3cret", HTTPResponse(status=503))
+        retry = retry.increment(
+            "GET", "/api/t/1", error=ReadTimeoutError(None, "/api/t/1", "read timed out")
+        )
+    assert [r.getMessage() for r in caplog.records] == [
+        "GET /results/a.png: status 503; retry 1 of 3",
+        "GET /api/t/1: ReadTimeoutError; retry 2 of 3",
+    ]
+    assert all(r.levelname == "INFO" for r in caplog.records)

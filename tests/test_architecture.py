@@ -53,6 +53,8 @@ LAYERS: dict[str, int] = {
     # 4: image -> masks, in-process or over HTTP
     "engines": 4,
     "api": 4,
+    # 5: one photo from whichever answers (the service or an engine)
+    "segmentation": 5,
     # 6: folders of work
     "batch": 6,
     # 7: the faces

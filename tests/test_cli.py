@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -241,7 +243,10 @@ def test_text_list_of_inputs(inputs, tmp_path):
     segment(listing, out, rec, code=1)
     records = read_manifest(out / "manifest.jsonl")
     assert records[str(photos / "c.png")]["status"] == "done"
-    assert records[str(photos / "missing.png")]["error"]["type"] == "FileNotFoundError"
+    error = records[str(photos / "missing.png")]["error"]
+    # the failure names the list file and the line to fix
+    assert error["type"] == "InputNotFoundError"
+    assert f"listed in {listing} line 2" in error["message"]
 
 
 @pytest.mark.parametrize(
@@ -274,7 +279,7 @@ def test_text_list_of_inputs(inputs, tmp_path):
         ),
         (["segment", "{photos}", "--out", "{tmp}/o", "--class-type", "9"], "Invalid value"),
         (["segment", "--out", "{tmp}/o"], "Missing argument"),
-        (["merge", "{tmp}/empty"], "holds no result folders"),
+        (["merge", "{tmp}/empty"], "holds no results"),
         (["background", "{tmp}/empty", "--color", "red", "--blur"], "Choose one background"),
     ],
 )
@@ -450,6 +455,9 @@ def test_coco_export_of_a_results_folder_loads_in_pycocotools(results, tmp_path)
     assert "5 images" in res.output
     coco, tops = _coco_masks(out, "c.", "tops")
     assert len(coco.dataset["images"]) == 5  # nested results (a/shirt, e/f/g) included
+    names = sorted(i["file_name"] for i in coco.dataset["images"])
+    # the two shirt.png from folders a and b stay apart: paths relative to the results
+    assert names == ["a/shirt.png", "b/shirt.png", "c.png", "d.jpg", "e/f/g.png"]
     assert len(tops) == 1
     np.testing.assert_array_equal(tops[0], masks_for(photo(2))["tops"] >= 128)
     # by default each saved garment part is its own annotation
@@ -466,10 +474,44 @@ def test_coco_export_of_a_results_folder_loads_in_pycocotools(results, tmp_path)
     assert poly_tops and all(m.any() for m in poly_tops)
 
 
-def test_coco_of_a_folder_without_results_is_an_error(tmp_path):
-    (tmp_path / "empty").mkdir()
-    res = run("coco", tmp_path / "empty", code=1)
-    assert "no result.json" in res.output and "Traceback" not in res.output
+EMPTY_FOLDER_COMMANDS = [
+    ["segment", "{folder}", "--out", "{tmp}/out"],
+    ["merge", "{folder}"],
+    ["labelmap", "{folder}"],
+    ["cutout", "{folder}"],
+    ["background", "{folder}", "--color", "white"],
+    ["overlay", "{folder}"],
+    ["stats", "{folder}"],
+    ["coco", "{folder}"],
+    ["export", "{folder}", "--format", "yolo", "--out", "{tmp}/exported"],
+    ["tryon", "{folder}", "--category", "upper_body"],
+    ["report", "{folder}"],
+]
+
+
+@pytest.mark.parametrize("args", EMPTY_FOLDER_COMMANDS, ids=lambda a: a[0])
+def test_every_command_refuses_an_empty_folder_the_same_way(tmp_path, args):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    res = run(*[a.format(folder=folder, tmp=tmp_path) for a in args], code=2)
+    lines = res.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: InputNotFoundError: "), res.output
+    assert str(folder) in lines[0] or args[0] == "segment"
+    assert not any(folder.iterdir()), "nothing may be written into an empty folder"
+
+
+@pytest.mark.parametrize("args", EMPTY_FOLDER_COMMANDS[1:], ids=lambda a: a[0])
+def test_a_folder_whose_images_all_failed_points_at_the_manifest(inputs, tmp_path, args):
+    _, rec = inputs
+    out = tmp_path / "out"
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_bytes(b"not a png")
+    segment(bad, out, rec, code=1)
+    res = run(*[a.format(folder=out, tmp=tmp_path) for a in args], code=2)
+    [line] = res.output.splitlines()
+    assert "the 1 images in" in line and "manifest.jsonl failed" in line
+    assert "--retry-failed" in line
 
 
 def test_report_command(results):
@@ -517,3 +559,146 @@ def test_without_key_or_local_engine_the_message_says_what_to_install(
     result = run("segment", photos, "--out", tmp_path / "o", code=2)
     assert "Error: EngineUnavailableError:" in result.output
     assert "pip install 'clothseg_tools[local]'" in result.output
+
+
+# -- what segment says: engine, classes, skipped files, log levels, workers ------------------
+
+
+def test_segment_names_its_engine_and_classes_at_the_start_and_in_the_summary(inputs, tmp_path):
+    photos, rec = inputs
+    res = segment(photos / "a", tmp_path / "out", rec, code=0)
+    asked = "with the replay engine, asking for class_type 1: clothes, tops, bottoms, dress, acc"
+    first, *rest = res.output.splitlines()
+    assert first.startswith("Segmenting 1 images " + asked)
+    assert any(line.strip().startswith(asked) for line in rest), res.output
+    assert "--class-type 4 asks for all twelve" in first
+    every = segment(photos / "a", tmp_path / "all", rec, "--class-type", "4", code=0)
+    assert f"asking for class_type 4: {', '.join(CLASSES)};" in every.output
+    assert "asks for all twelve" not in every.output
+
+
+def test_files_that_are_not_images_are_listed_as_skipped_with_their_reason(inputs, tmp_path):
+    photos, rec = inputs
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    (folder / "look.png").write_bytes((photos / "c.png").read_bytes())
+    Image.new("P", (4, 4)).save(folder / "anim.gif")
+    (folder / "notes.txt").write_text("shot on a Tuesday")
+    (folder / ".DS_Store").write_bytes(b"\0")
+    out = tmp_path / "out"
+    res = segment(folder, out, rec, code=0)
+    assert "skipped (not an image)      2" in res.output
+    assert f"skipped: {folder / 'anim.gif'}: unsupported file type '.gif'" in res.output
+    assert f"skipped: {folder / 'notes.txt'}: unsupported file type '.txt'" in res.output
+    assert ".DS_Store" not in res.output
+    records = read_manifest(out / "manifest.jsonl")
+    assert records[str(folder / "anim.gif")] | {"finished_at": None} == {
+        "source": str(folder / "anim.gif"),
+        "key": None,
+        "command": "segment",
+        "status": "skipped",
+        "reason": "unsupported file type '.gif'",
+        "finished_at": None,
+    }
+    assert records[str(folder / "look.png")]["status"] == "done"
+    lines = (out / "manifest.jsonl").read_text().count("\n")
+    again = segment(folder, out, rec, code=0)  # a rerun lists them again, writes nothing new
+    assert "skipped (not an image)      2" in again.output
+    assert (out / "manifest.jsonl").read_text().count("\n") == lines
+    # the report's failure table is for failures only
+    run("report", out, code=0)
+    assert "anim.gif" not in (out / "report.html").read_text()
+
+
+def test_a_folder_of_only_unsupported_files_is_refused_saying_so(tmp_path):
+    folder = tmp_path / "gifs"
+    folder.mkdir()
+    Image.new("P", (4, 4)).save(folder / "anim.gif")
+    res = run("segment", folder, "--out", tmp_path / "out", code=2)
+    assert res.output.splitlines() == [
+        "Error: InputNotFoundError: The inputs hold no supported image files (1 other files "
+        "passed over); name photos or folders of photos (jpg, png, webp, bmp, tiff)."
+    ]
+
+
+def test_verbosity_flags_show_the_librarys_log_records(inputs, tmp_path):
+    photos, rec = inputs
+    quiet = segment(photos / "a", tmp_path / "q", rec, "--quiet", code=0)
+    assert quiet.output == ""
+    normal = segment(photos / "a", tmp_path / "n", rec, code=0)
+    assert "INFO" not in normal.output and "DEBUG" not in normal.output
+    res = run("-v", "segment", photos / "a", "--out", tmp_path / "v", "--engine", "replay",
+              "--replay-dir", rec, code=0)  # fmt: skip
+    assert re.search(r"^INFO clothseg_tools: segment shirt: done in \d+\.\d{3} s \(decode ",
+                     res.output, re.M), res.output  # fmt: skip
+    # failures stay errors worth showing with --quiet: they go to stderr as before
+    failed = segment(photos, tmp_path / "f", rec, "--quiet", code=1)
+    assert "failed: " in failed.output and "segment:" not in failed.output
+
+
+def test_logging_is_put_back_after_a_command():
+    logger = logging.getLogger("clothseg_tools")
+    before = (logger.level, list(logger.handlers))
+    run("-vv", "--help", code=0)
+    run("coco", "--help", code=0)
+    assert (logger.level, list(logger.handlers)) == before
+
+
+def test_dash_vv_shows_every_request_and_every_retry(tmp_path):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    from clothseg_tools import server
+
+    photos, rec = tmp_path / "photos", tmp_path / "rec"
+    make_inputs(photos, record_dir=rec, bad=False)
+    with server.run_in_thread(
+        engine="replay",
+        engine_options={"replay_dir": rec},
+        api_keys=("k-123456",),
+        faults={"status=503;retry_after=0": 0.5},
+        fault_seed=3,
+        test_controls=True,
+    ) as url:
+        res = CliRunner().invoke(
+            main,
+            ["-vv", "segment", str(photos / "a"), "--out", str(tmp_path / "out"), "-w", "1"],
+            env={"CLOTHSEG_API_KEY": "k-123456", "CLOTHSEG_BASE_URL": url},
+        )
+    text = res.output
+    assert "Segmenting 1 images with the remote service at http://127.0.0.1:" in text
+    assert re.search(r"DEBUG clothseg_tools[.a-z]*: POST /api/tasks/visual/clothing-segmentation "
+                     r"-> HTTP 200 in \d", text), text  # fmt: skip
+    assert re.search(
+        r"INFO clothseg_tools[.a-z]*: creating a task got status 503; retry 1 of 3", text
+    )
+    assert "k-123456" not in text
+
+
+def test_default_workers_follow_the_engine(monkeypatch):
+    from clothseg_tools.batch import runner
+    from clothseg_tools.batch.segment import REMOTE_WORKERS, default_workers
+
+    monkeypatch.setattr(runner.os, "process_cpu_count", lambda: 3, raising=False)
+    assert runner.available_cpus() == 3
+    assert default_workers("local") == default_workers("replay") == 3
+    assert default_workers("remote") == REMOTE_WORKERS > 3
+    monkeypatch.delattr(runner.os, "process_cpu_count", raising=False)
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert runner.available_cpus() == 2
+    help_text = " ".join(run("segment", "--help", code=0).output.split())
+    assert "the CPU cores available for an in-process engine" in help_text
+    assert f"{REMOTE_WORKERS} for the remote service" in help_text
+    assert "the CPU cores available" in " ".join(run("cutout", "--help", code=0).output.split())
+
+
+def test_segment_uses_as_many_workers_as_cores_for_an_in_process_engine(
+    inputs, tmp_path, monkeypatch
+):
+    from clothseg_tools.batch import runner
+
+    monkeypatch.setattr(runner, "available_cpus", lambda: 3)
+    photos, rec = inputs
+    res = segment(photos / "a", tmp_path / "out", rec, code=0)
+    assert res.output.splitlines()[0].endswith("; 3 workers.")
+    res = segment(photos / "a", tmp_path / "out2", rec, "-w", "5", code=0)
+    assert res.output.splitlines()[0].endswith("; 5 workers.")

@@ -106,6 +106,16 @@ def test_readme_picture_is_committed_and_small() -> None:
         assert im.format == "JPEG" and im.width == 3 * im.height  # photo, overlay, cutout
 
 
+def test_report_screenshots_are_committed_and_small() -> None:
+    shots = load_tool("report_screenshot")
+    for name, width in shots.SHOTS.items():
+        path = shots.IMAGES / name
+        assert path.stat().st_size < 300 * 1024, name
+        with Image.open(path) as im:
+            assert im.format == "JPEG" and im.width == width  # the window it was taken in
+        assert f"images/{name}" in (DOCS / "cli.md").read_text()
+
+
 def test_readme_links_point_at_files() -> None:
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README.read_text())
     local = [link for link in links if not re.match(r"[a-z]+://", link)]
@@ -125,9 +135,14 @@ def test_readme_library_example_runs(offline: Path, capsys: pytest.CaptureFixtur
     exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
     printed = capsys.readouterr().out
     assert "'tops'" in printed and "%" in printed
-    assert (offline / "labels.png").is_file()
-    saved = clothseg_tools.SegmentationResult.load(offline / "results" / "astronaut")
+    # it writes only into the folder it names, never the working folder itself
+    example = offline / "clothseg-demo" / "example"
+    assert sorted(p.name for p in offline.iterdir()) == ["clothseg-demo"]
+    assert (example / "labels.png").is_file()
+    saved = clothseg_tools.SegmentationResult.load(example / "astronaut")
     assert saved.masks.classes == clothseg_tools.CLASSES
+    assert saved.engine == "local"  # no key configured: the offline engine answered
+    assert "import" not in code.replace("import clothseg_tools as cst", "")
 
 
 @pytest.mark.slow
@@ -332,3 +347,36 @@ def test_roles_resolve_in_the_docstring_scope(griffe_rst: ModuleType) -> None:
     assert 'identifier="clothseg_tools.stats" optional><code>stats</code>' in text
     assert "`requests.Session`" in text and "`no_such_function`" in text
     assert ":func:" not in text and ":class:" not in text
+
+
+# -- the API contract page -----------------------------------------------------------------
+
+
+def test_api_contract_page_states_what_the_code_speaks() -> None:
+    from clothseg_tools import contract
+
+    page = (DOCS / "api-contract.md").read_text()
+    assert f"`{contract.KEY_HEADER}`" in page
+    assert f"`POST {contract.ENDPOINT}`" in page
+    assert f"`GET {contract.ENDPOINT}/{{task_id}}`" in page
+    assert "<!-- option-table -->" in page  # the options come from contract.OPTIONS
+
+
+@pytest.mark.slow
+def test_api_contract_page_lists_every_option_of_the_contract(site: Path) -> None:
+    from clothseg_tools import contract
+
+    text = _text(_html(site, "api-contract"))
+    for spec in contract.OPTIONS.values():
+        assert spec.name in text and spec.meaning in text
+        for value, meaning in spec.values.items():
+            assert f"{value}{' (default)' if value == spec.default else ''}: {meaning}" in text
+
+
+def test_serve_help_points_at_a_docs_page_that_exists() -> None:
+    pytest.importorskip("clothseg_tools.server.cli")
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    pages = re.findall(r"docs/[\w/-]+\.md", result.output)
+    assert pages and all((ROOT / p).is_file() for p in pages), result.output
+    assert "API.md" not in result.output

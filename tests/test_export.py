@@ -508,6 +508,23 @@ def test_export_finds_results_at_any_depth_of_a_segment_output(tmp_path):
     (tmp_path / "r" / ".tmp" / "x").mkdir(parents=True)  # tool folders are not results
     out = export_coco(tmp_path / "r", tmp_path / "c.json")
     names = [img["file_name"] for img in json.loads(out.read_text())["images"]]
-    assert names == ["p2.png", "p10.png", "p1.png"]
+    assert names == ["a/p2.png", "b/deep/p10.png", "p1.png"]
     with pytest.raises(FileNotFoundError, match=r"no result\.json below it"):
         export_coco(tmp_path / "r" / ".tmp", tmp_path / "e.json")
+
+
+def test_same_named_photos_in_different_folders_get_distinct_file_names(tmp_path):
+    from clothseg_tools.result import SegmentationResult
+
+    ms = make_masks(seed=2)
+    # two shops' shirt.jpg, and two inputs named alike that segment told apart by key
+    for key, source in (
+        ("shop1/shirt", "/photos/shop1/shirt.jpg"),
+        ("shop2/shirt", "/photos/shop2/shirt.jpg"),
+        ("look", "/a/look.jpg"),
+        ("look-3f2a1b0c", "/b/look.jpg"),
+    ):
+        SegmentationResult(masks=ms, source=source).save(tmp_path / "r" / key)
+    out = export_coco(tmp_path / "r", tmp_path / "c.json")
+    names = [img["file_name"] for img in json.loads(out.read_text())["images"]]
+    assert names == ["look.jpg", "look-2.jpg", "shop1/shirt.jpg", "shop2/shirt.jpg"]

@@ -125,6 +125,22 @@ def test_a_region_stays_where_it_is_after_upsampling():
     assert half[:, :30].all() and not half[:, 30:].any()
 
 
+def test_probs_extent_maps_a_partly_covered_grid():
+    # the map covers 2 of 4 probability columns (a padded model input); its last pixels
+    # sample between columns 1 and 2, so column 2 is tops too, and column 3 padding
+    probs = np.zeros((18, 1, 4), np.float32)
+    probs[4, :, :3] = 1
+    probs[0, :, 3:] = 1
+    labels = np.zeros((1, 6), np.uint8)
+    full = Parsing(labels, "atr", probs=probs[:, :, :2]).to_maskset(["tops"])
+    part = Parsing(labels, "atr", probs=probs, probs_extent=(1, 2)).to_maskset(["tops"])
+    assert full == part and full["tops"].min() == 255
+    with pytest.raises(ValueError, match=r"probs_extent=\(1, 5\) must lie within"):
+        Parsing(labels, "atr", probs=probs, probs_extent=(1, 5))
+    with pytest.raises(ValueError, match="pass both or neither"):
+        Parsing(labels, "atr", probs_extent=(1, 2))
+
+
 def test_mask_of_names():
     labels = np.array([[14, 15, 0], [13, 2, 5]])
     p = Parsing(labels, "lip")

@@ -89,9 +89,9 @@ def test_every_file_the_report_references_exists(results):
     page = build_report(results)
     refs = referenced_files(page)
     assert refs and all(p.is_file() for p in refs), [p for p in refs if not p.is_file()]
-    # per image a photo, an overlay and a cutout picture, plus links to full-size outputs
+    # per image a photo, an overlay, the labels and a cutout, plus links to full-size outputs
     pictures = [p for p in refs if p.parent.name == "report_files"]
-    assert len(pictures) == 3 * 4
+    assert len(pictures) == 4 * 4
     assert sum(p.name == "overlay.png" for p in refs) == 4
 
 
@@ -99,10 +99,11 @@ def test_page_shows_each_image_its_coverage_the_charts_and_the_failures(results)
     text = build_report(results, title="Batch 7").read_text()
     assert text.count('<article class="item"') == 4
     assert text.count("<svg") == 3
-    assert "Batch 7" in text
+    assert "Batch 7" in text and "4 results · 1 failure · made" in text
     assert "ImageDecodeError" in text and "broken.png" in text
-    # the coverage row: tops on the upper half of each photo
-    assert re.search(r"<th>tops</th>", text) and "50.0%" in text
+    # the legend: tops on the upper half of each photo (of 30 to 33 rows)
+    shares = re.findall(r"</span>tops (\d+\.\d)%</li>", text)
+    assert len(shares) == 4 and "50.0" in shares
     assert "note: synthetic" in text
 
 
@@ -129,7 +130,7 @@ def test_report_elsewhere_and_fewer_images(results, tmp_path):
     assert page.read_text().count('<article class="item"') == 2
     # an older report's pictures do not linger
     build_report(results, out=tmp_path / "review" / "index.html", max_images=1)
-    assert len(list((tmp_path / "review" / "report_files").iterdir())) == 3
+    assert len(list((tmp_path / "review" / "report_files").iterdir())) == 4
 
 
 @pytest.mark.parametrize(
@@ -166,3 +167,118 @@ def test_charts_are_well_formed_svg(results):
     for svg in charts:
         root = ET.fromstring(svg)
         assert root.tag.endswith("svg") and root.get("width")
+
+
+# -- legend, label PNG, relative paths, layout helpers, the worn chart ---------------------
+
+
+class _Figures(HTMLParser):
+    """Per article: the legend items (class, colour) and which pictures sit in a pair."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.articles: list[dict] = []
+        self._in_pair = 0
+        self._depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "article":
+            self.articles.append({"pairs": [], "legend": [], "captions": []})
+        if not self.articles:
+            return
+        art = self.articles[-1]
+        if tag == "div" and a.get("class") == "pair":
+            self._in_pair, self._depth = 1, 0
+            art["pairs"].append([])
+        elif tag == "div" and self._in_pair:
+            self._depth += 1
+        if self._in_pair and tag == "img":
+            art["pairs"][-1].append(a["alt"].split(" ")[0])
+        if self._in_pair and tag == "ul" and a.get("class") == "legend":
+            art["pairs"][-1].append("legend")
+        if tag == "span" and a.get("class") == "sw":
+            art["legend"].append(a["style"].split(":")[1])
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self._in_pair:
+            if self._depth:
+                self._depth -= 1
+            else:
+                self._in_pair = 0
+
+
+def test_each_overlay_has_its_colour_legend_beside_it(results):
+    from clothseg_tools.classes import PALETTE
+
+    parser = _Figures()
+    parser.feed(build_report(results).read_text())
+    assert len(parser.articles) == 4
+    for art in parser.articles:
+        assert art["pairs"] == [["overlay", "legend"]]
+        # tops and bottoms found, first; the other asked classes after them, greyed
+        expected = ["tops", "bottoms", "clothes", "dress", "acc"]
+        assert art["legend"] == ["#{:02x}{:02x}{:02x}".format(*PALETTE[c]) for c in expected]
+
+
+def test_the_label_png_is_shown_once_labelmap_made_it(results):
+    from PIL import Image
+
+    from clothseg_tools.batch.post import labelmap_job
+    from clothseg_tools.classes import PALETTE
+
+    page = build_report(results)
+    assert "labels (no label PNG yet)" in page.read_text()
+    run_job(labelmap_job(results), discover_results(results))
+    page = build_report(results)
+    text = page.read_text()
+    assert text.count("<figcaption>label PNG</figcaption>") == 4
+    shown = [p for p in referenced_files(page) if p.name.endswith("-labels.png")]
+    assert len(shown) == 4
+    links = [p for p in referenced_files(page) if p.name == "labels.png"]
+    assert len(links) == 4  # each picture links to the full-size label PNG
+    # nearest-neighbour thumbnails: only class colours (and background), no blends
+    colours = {tuple(c) for c in np.asarray(Image.open(shown[0]).convert("RGB")).reshape(-1, 3)}
+    assert colours <= {(0, 0, 0), PALETTE["tops"], PALETTE["bottoms"]}
+    assert PALETTE["tops"] in colours
+
+
+def test_paths_on_the_page_are_relative_to_the_results_folder(results, tmp_path):
+    text = build_report(results).read_text()
+    assert str(tmp_path) not in text
+    assert "../photos/one.png" in text  # the photo, as seen from the results folder
+    assert "../photos/broken.png" in text  # the failure table too
+
+
+def test_overlay_outlines_stay_visible_on_a_garment_of_the_class_colour():
+    from clothseg_tools.classes import CLASSES, PALETTE
+    from clothseg_tools.report import _outlined
+
+    # a red top, exactly the tops colour, on a photo of the same red
+    photo = np.empty((20, 20, 3), np.uint8)
+    photo[:] = PALETTE["tops"]
+    labels = np.zeros((20, 20), np.uint8)
+    labels[5:15, 5:15] = CLASSES.index("tops") + 1
+    picture = _outlined(photo, labels, CLASSES).astype(int)
+    ring = picture[3:5, 5:15]  # just outside the top
+    assert (ring.max(axis=-1) <= max(PALETTE["tops"]) // 4 + 1).all()
+    assert (picture[0, 0] == PALETTE["tops"]).all()  # far from it: the photo as it was
+
+
+def test_worn_share_is_drawn_per_image_for_a_handful_and_as_a_histogram_for_many(results):
+    text = build_report(results).read_text()
+    worn = re.findall(r"<svg.*?</svg>", text, flags=re.S)[2]
+    assert "Share of the picture worn" in worn
+    # four images: four labelled bars, one per image key
+    for key in ("one", "two", "sub/three"):
+        assert f">{key}</text>" in worn
+    many = svg_histogram(np.linspace(0, 1, 40), bins=10, title="t")
+    assert many.count('class="count"') == 10  # each bar says its count
+
+
+def test_long_bar_labels_widen_the_label_column_and_keep_their_end():
+    long = "shop-42/summer/2024/models/a-very-long-file-name"
+    svg = svg_bar_chart([long, "b"], [0.5, 0.25], colors=[(0, 0, 0)] * 2)
+    assert ">…" + long[-27:] + "</text>" in svg
+    x = float(re.search(r'<rect x="([\d.]+)"', svg)[1])
+    assert 90 < x <= 260

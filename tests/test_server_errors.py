@@ -3,6 +3,7 @@ and the body, and a message that says what was wrong and how to fix it."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -203,10 +204,8 @@ def test_streamed_body_is_cut_off_at_the_limit(server: str) -> None:
                 pending = memoryview(chunk)
                 sent += 1
             if pending:
-                try:
+                with contextlib.suppress(BlockingIOError):
                     pending = pending[sock.send(pending) :]
-                except BlockingIOError:
-                    pass
             try:
                 answer = sock.recv(65536)
             except BlockingIOError:

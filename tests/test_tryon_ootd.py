@@ -545,3 +545,25 @@ def test_the_default_preset_reads_a_parsing_through_its_classes():
     lab, _, _ = figure(Outfit("long", "pants"))
     p = Parsing(lab, "ootd")
     assert (tryon_mask(p, "lower_body") == tryon_mask(p.to_maskset(), "lower_body")).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    jitter=st.lists(st.tuples(st.floats(-25, 25), st.floats(-25, 25)), min_size=18, max_size=18),
+    category=st.sampled_from(CATEGORIES),
+    model_type=st.sampled_from(MODEL_TYPES),
+    missing=st.sets(st.sampled_from([2, 3, 4, 5, 6, 7]), max_size=2),
+)
+def test_any_pose_keeps_the_fixed_labels_and_gives_one_solid_region(
+    jitter, category, model_type, missing
+):
+    from skimage.measure import label
+
+    points = zip(BASE_POSE.items(), jitter, strict=True)
+    pose = {k: (x + dx, y + dy) for (k, (x, y)), (dx, dy) in points}
+    outfit = Outfit("short", "skirt", hat=True, glasses=True, bag=True, missing=tuple(missing),
+                    pose=pose)  # fmt: skip
+    lab, m = mask_of(outfit, category, model_type)
+    assert not m[np.isin(lab, (HAT, GLASSES, FACE, LSHOE, RSHOE, BAG))].any()
+    assert label(m, connectivity=2).max() <= 1
+    assert (R.fill_from_border(m) == m).all()

@@ -85,6 +85,7 @@ def download_result(
         options=dict(options or {}),
         timings={"download": time.perf_counter() - start},
         notes=() if masks or parts else ("the service returned no masks",),
+        engine="remote",
     )
 
 

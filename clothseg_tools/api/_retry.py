@@ -22,10 +22,12 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
@@ -43,6 +45,8 @@ __all__ = [
     "retry_delay",
     "sleep",
 ]
+
+logger = logging.getLogger("clothseg_tools")
 
 #: First backoff delay in seconds; each further retry doubles it.
 BACKOFF_FACTOR = 0.5
@@ -183,6 +187,26 @@ class ClientRetry(Retry):
             raise_on_redirect=False,
             retry_after_cap=retry_after_max,
         )
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> ClientRetry:
+        """Count one more retry (urllib3 calls this) and log what failed and which try."""
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        why = f"status {response.status}" if response is not None else type(error).__name__
+        # the path alone: a result link's query string may carry a signature
+        path = urlsplit(url or "").path or "/"
+        done = len(new.history)
+        # urllib3 counts ``total`` down; the retries allowed are those done plus those left
+        allowed = done + new.total if isinstance(new.total, int) else "unlimited"
+        logger.info("%s %s: %s; retry %d of %s", method, path, why, done, allowed)
+        return new
 
     def get_backoff_time(self) -> float:
         """Backoff before the next retry: ``factor * 2 ** (n - 1)`` + jitter, capped."""

@@ -21,11 +21,16 @@ from __future__ import annotations
 
 from .discover import (
     BatchItem,
+    Discovery,
     InputNotFoundError,
+    SkippedInput,
     assign_keys,
     discover_inputs,
     discover_results,
     is_url,
+    no_results_message,
+    require_results,
+    scan_inputs,
 )
 from .manifest import MANIFEST_NAME, Manifest, manifest_path, read_manifest
 from .runner import (
@@ -53,6 +58,7 @@ __all__ = [
     "MANIFEST_NAME",
     "BatchItem",
     "BatchSummary",
+    "Discovery",
     "InputNotFoundError",
     "ItemOutput",
     "Job",
@@ -60,14 +66,18 @@ __all__ = [
     "Plan",
     "Progress",
     "RateLimiter",
+    "SkippedInput",
     "assign_keys",
     "discover_inputs",
     "discover_results",
     "file_checksums",
     "is_url",
     "manifest_path",
+    "no_results_message",
     "plan_job",
     "read_manifest",
+    "require_results",
     "run_job",
+    "scan_inputs",
     "sha256_file",
 ]

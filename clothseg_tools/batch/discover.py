@@ -34,12 +34,17 @@ from ..result import PARTS_DIR, RESULT_NAME
 
 __all__ = [
     "BatchItem",
+    "Discovery",
     "InputNotFoundError",
+    "SkippedInput",
     "assign_keys",
     "discover_inputs",
     "discover_results",
     "is_url",
+    "no_results_message",
+    "require_results",
     "safe_source",
+    "scan_inputs",
 ]
 
 _GLOB_MAGIC = frozenset("*?[")
@@ -63,11 +68,15 @@ class BatchItem:
         The output folder relative to the batch's output root, ``/``-separated.
     url : str or None
         The full URL to fetch, query string included; never written anywhere.
+    origin : str or None
+        Where the item was named when that was a list file (``"photos.txt line 3"``),
+        so that a missing entry's failure says where to fix it.
     """
 
     source: str
     key: str
     url: str | None = field(default=None, repr=False, compare=False)
+    origin: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_url(self) -> bool:
@@ -80,6 +89,39 @@ class BatchItem:
         return self.url or self.source
 
 
+@dataclass(frozen=True)
+class SkippedInput:
+    """A file that discovery passed over, and why (listed in the summary and manifest).
+
+    Attributes
+    ----------
+    source : str
+        Absolute path of the file.
+    reason : str
+        Why it is not an item (``"unsupported file type '.gif'"``).
+    """
+
+    source: str
+    reason: str
+
+
+@dataclass
+class Discovery:
+    """What :func:`scan_inputs` found: the batch items and the files it passed over.
+
+    Attributes
+    ----------
+    items : list of BatchItem
+        Sorted by key; each source once.
+    skipped : list of SkippedInput
+        Files inside named folders or matched by globs that are not supported images,
+        sorted by path. Hidden files (``.DS_Store``) are not listed.
+    """
+
+    items: list[BatchItem] = field(default_factory=list)
+    skipped: list[SkippedInput] = field(default_factory=list)
+
+
 def _has_magic(text: str) -> bool:
     return any(ch in _GLOB_MAGIC for ch in text)
 
@@ -88,17 +130,32 @@ def _is_image_name(name: str, extensions: frozenset[str]) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions
 
 
-def _walk(folder: Path, extensions: frozenset[str], exclude: Sequence[Path]) -> list[Path]:
-    """Image files under ``folder``, sorted, skipping hidden entries and ``exclude``."""
+def _unsupported(name: str) -> str:
+    ext = os.path.splitext(name)[1].lower()
+    return f"unsupported file type {ext!r}" if ext else "no file extension"
+
+
+def _walk(
+    folder: Path, extensions: frozenset[str], exclude: Sequence[Path]
+) -> tuple[list[Path], list[SkippedInput]]:
+    """Image files under ``folder`` and the other files passed over, both sorted.
+
+    Hidden entries and ``exclude`` are neither.
+    """
     found: list[Path] = []
+    skipped: list[SkippedInput] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         here = Path(dirpath)
         # prune in place: hidden folders and the batch's own output folder are never inputs
         dirnames[:] = sorted(
             d for d in dirnames if not d.startswith(".") and (here / d).resolve() not in exclude
         )
-        found.extend(here / f for f in filenames if _is_image_name(f, extensions))
-    return sorted(found)
+        for name in filenames:
+            if _is_image_name(name, extensions):
+                found.append(here / name)
+            elif not name.startswith("."):
+                skipped.append(SkippedInput(str(here / name), _unsupported(name)))
+    return sorted(found), sorted(skipped, key=lambda s: s.source)
 
 
 def _relative_key(path: Path, base: Path | None) -> str:
@@ -132,21 +189,25 @@ def _clean_key(key: str) -> str:
     return "/".join(parts) or "image"
 
 
-def _read_list(list_file: Path) -> list[tuple[str, Path | None]]:
-    """Entries of a ``.txt`` list: one path (relative to the list's folder) or URL a line."""
-    entries: list[tuple[str, Path | None]] = []
+def _read_list(list_file: Path) -> list[tuple[str, Path | None, int]]:
+    """Entries of a ``.txt`` list: one path (relative to the list's folder) or URL a line.
+
+    Each entry is ``(source, base folder or None for a URL, line number)``.
+    """
+    entries: list[tuple[str, Path | None, int]] = []
     base = list_file.parent
-    for raw in list_file.read_text(encoding="utf-8-sig").splitlines():
+    lines = list_file.read_text(encoding="utf-8-sig").splitlines()
+    for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         if is_url(line):
-            entries.append((line, None))
+            entries.append((line, None, number))
             continue
         path = Path(os.path.expanduser(line))
         path = path if path.is_absolute() else base / path
-        # keep missing files: they become failed lines with their reason, not a crash
-        entries.append((str(path.resolve()), base.resolve()))
+        # keep missing files: they become failed lines naming the list and the line
+        entries.append((str(path.resolve()), base.resolve(), number))
     return entries
 
 
@@ -158,6 +219,8 @@ def discover_inputs(
     known_keys: Mapping[str, str] | None = None,
 ) -> list[BatchItem]:
     """Expand files, folders, globs, ``.txt`` lists and URLs into batch items.
+
+    The items of :func:`scan_inputs`, without the list of files passed over.
 
     Parameters
     ----------
@@ -193,36 +256,95 @@ def discover_inputs(
     >>> item.location
     'https://example.com/img/shirt.jpg?sig=abc'
     """
+    return scan_inputs(inputs, extensions=extensions, exclude=exclude, known_keys=known_keys).items
+
+
+@dataclass
+class _Found:
+    """One candidate item while scanning: its source, candidate key and where it was named."""
+
+    source: str
+    key: str
+    origin: str | None = None
+
+
+def scan_inputs(
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    extensions: Iterable[str] = limits.INPUT_EXTENSIONS,
+    exclude: Iterable[str | os.PathLike[str]] = (),
+    known_keys: Mapping[str, str] | None = None,
+) -> Discovery:
+    """Expand the inputs (see :func:`discover_inputs`) and say which files were passed over.
+
+    A file inside a named folder, or matched by a glob, whose extension is not a
+    supported image type is not an item; it is listed in :attr:`Discovery.skipped`
+    with the reason, so that a batch can report it instead of dropping it silently.
+
+    Returns
+    -------
+    Discovery
+
+    Raises
+    ------
+    InputNotFoundError
+        A named path does not exist, or a glob matches nothing.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("a.jpg", "b.gif", "notes.txt"):
+    ...     _ = (root / name).write_bytes(b"")
+    >>> found = scan_inputs([root])
+    >>> [i.key for i in found.items]
+    ['a']
+    >>> for s in found.skipped:
+    ...     print(pathlib.Path(s.source).name, s.reason)
+    b.gif unsupported file type '.gif'
+    notes.txt unsupported file type '.txt'
+
+    """
     exts = frozenset(e.lower() for e in extensions)
     skip = [Path(p).resolve() for p in exclude]
-    found: dict[str, str] = {}  # source -> candidate key, first naming wins
+    found: dict[str, _Found] = {}  # source -> candidate, first naming wins
     urls: dict[str, str] = {}  # safe source -> full URL
+    passed_over: dict[str, SkippedInput] = {}
     for spec in inputs:
         text = os.fspath(spec)
-        for source, key in _expand(text, exts, skip):
-            if is_url(source):
-                full, source = source, safe_source(source)
-                urls[source] = full
-            found.setdefault(source, key)
-    items = assign_keys(found, known_keys=known_keys)
-    return [BatchItem(i.source, i.key, urls.get(i.source)) for i in items]
+        candidates, skipped = _expand(text, exts, skip)
+        for cand in candidates:
+            if is_url(cand.source):
+                full, cand.source = cand.source, safe_source(cand.source)
+                urls[cand.source] = full
+            found.setdefault(cand.source, cand)
+        for entry in skipped:
+            passed_over.setdefault(entry.source, entry)
+    items = assign_keys({s: c.key for s, c in found.items()}, known_keys=known_keys)
+    return Discovery(
+        [BatchItem(i.source, i.key, urls.get(i.source), found[i.source].origin) for i in items],
+        sorted((s for s in passed_over.values() if s.source not in found), key=lambda s: s.source),
+    )
 
 
-def _expand(text: str, exts: frozenset[str], skip: list[Path]) -> list[tuple[str, str]]:
+def _expand(
+    text: str, exts: frozenset[str], skip: list[Path]
+) -> tuple[list[_Found], list[SkippedInput]]:
     if is_url(text):
-        return [(text, _url_key(text))]
+        return [_Found(text, _url_key(text))], []
     path = Path(os.path.expanduser(text))
     if path.is_dir():
         base = path.resolve()
-        return [(str(p), _relative_key(p, base)) for p in _walk(base, exts, skip)]
+        images, skipped = _walk(base, exts, skip)
+        return [_Found(str(p), _relative_key(p, base)) for p in images], skipped
     if path.is_file() and path.suffix.lower() == ".txt":
         out = []
-        for source, list_base in _read_list(path):
+        for source, list_base, number in _read_list(path):
             key = _url_key(source) if list_base is None else _relative_key(Path(source), list_base)
-            out.append((source, key))
-        return out
+            out.append(_Found(source, key, f"{text} line {number}"))
+        return out, []
     if path.is_file():
-        return [(str(path.resolve()), _relative_key(path, None))]
+        return [_Found(str(path.resolve()), _relative_key(path, None))], []
     if _has_magic(text):
         return _expand_glob(text, exts, skip)
     raise InputNotFoundError(
@@ -231,7 +353,9 @@ def _expand(text: str, exts: frozenset[str], skip: list[Path]) -> list[tuple[str
     )
 
 
-def _expand_glob(pattern: str, exts: frozenset[str], skip: list[Path]) -> list[tuple[str, str]]:
+def _expand_glob(
+    pattern: str, exts: frozenset[str], skip: list[Path]
+) -> tuple[list[_Found], list[SkippedInput]]:
     expanded = os.path.expanduser(pattern)
     # the base of a glob is its longest leading part without wildcards
     parts = Path(expanded).parts
@@ -242,20 +366,24 @@ def _expand_glob(pattern: str, exts: frozenset[str], skip: list[Path]) -> list[t
         fixed.append(part)
     base = Path(*fixed) if fixed else Path()
     matches = []
+    skipped = []
     for match in sorted(glob.glob(expanded, recursive=True)):
         p = Path(match)
         resolved = p.resolve()
-        if not p.is_file() or not _is_image_name(p.name, exts):
+        if not p.is_file() or p.name.startswith("."):
             continue
         if any(s == resolved or s in resolved.parents for s in skip):
             continue
-        matches.append((str(resolved), _relative_key(p, base)))
+        if not _is_image_name(p.name, exts):
+            skipped.append(SkippedInput(str(resolved), _unsupported(p.name)))
+            continue
+        matches.append(_Found(str(resolved), _relative_key(p, base)))
     if not matches:
         raise InputNotFoundError(
             f"The pattern {pattern!r} matches no image files (extensions: "
             f"{', '.join(sorted(exts))})."
         )
-    return matches
+    return matches, skipped
 
 
 def _suffix_hash(source: str) -> str:
@@ -362,3 +490,57 @@ def discover_results(
             rel = here.relative_to(base).as_posix()
             items.append(BatchItem(str(here), rel))
     return sorted(items, key=lambda i: i.key)
+
+
+def no_results_message(root: str | os.PathLike[str]) -> str:
+    """The one line every command says about a folder without saved results.
+
+    When the segmentation manifest records failures, the line says how many and
+    where the reasons are.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> no_results_message(tempfile.mkdtemp()).endswith("run 'clothseg segment' first.")
+    True
+    """
+    from .manifest import manifest_path, read_manifest
+
+    shown = os.fspath(root)
+    manifest = manifest_path(root)
+    failed = sum(r.get("status") == "failed" for r in read_manifest(manifest).values())
+    if failed:
+        return (
+            f"{shown} holds no results: the {failed} images in {manifest} failed; see their "
+            "reasons there, then rerun 'clothseg segment' with --retry-failed."
+        )
+    return (
+        f"{shown} holds no results (no folder with {RESULT_NAME} below it); "
+        "run 'clothseg segment' first."
+    )
+
+
+def require_results(
+    root: str | os.PathLike[str], *, exclude: Iterable[str | os.PathLike[str]] = ()
+) -> list[BatchItem]:
+    """:func:`discover_results`, refusing a folder that holds none.
+
+    Raises
+    ------
+    InputNotFoundError
+        ``root`` is not a folder, or holds no saved result (message from
+        :func:`no_results_message`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> try:
+    ...     require_results(tempfile.mkdtemp())
+    ... except InputNotFoundError as exc:
+    ...     print(str(exc).split(" holds ")[1])
+    no results (no folder with result.json below it); run 'clothseg segment' first.
+    """
+    items = discover_results(root, exclude=exclude)
+    if not items:
+        raise InputNotFoundError(no_results_message(root))
+    return items

@@ -59,6 +59,7 @@ __all__ = [
     "Plan",
     "Progress",
     "RateLimiter",
+    "available_cpus",
     "file_checksums",
     "plan_job",
     "run_job",
@@ -75,6 +76,25 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: Stopped by Ctrl-C before every item was reached (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask or cgroup share, at least 1).
+
+    CPU-bound work (the in-process engines, post-processing) gains nothing from more
+    threads than this: they only contend for the same cores.
+
+    Examples
+    --------
+    >>> available_cpus() >= 1
+    True
+    """
+    counter = getattr(os, "process_cpu_count", None)  # Python 3.13+: honours affinity
+    if counter is not None:
+        return max(1, counter() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -319,6 +339,10 @@ class BatchSummary:
         The manifest file.
     records : list of dict
         The manifest lines this run appended, in finishing order.
+    passed_over : list of dict
+        Files the batch's discovery passed over (not supported images), as their
+        manifest lines (``status`` ``"skipped"`` with a ``reason``); they do not
+        change :attr:`exit_code`.
     """
 
     command: str
@@ -333,6 +357,7 @@ class BatchSummary:
     seconds: float = 0.0
     manifest: Path = Path()
     records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    passed_over: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -364,6 +389,7 @@ class BatchSummary:
             ("failed", self.failed),
             ("failed before", self.failed_before),
             ("not started", self.not_started),
+            ("skipped (not an image)", len(self.passed_over)),
         ]
         width = 26
         lines += [f"  {label:<{width}}{n:>3}" for label, n in rows if n or label == "done"]
@@ -374,7 +400,8 @@ class BatchSummary:
         return "\n".join(lines)
 
 
-def _now() -> str:
+def now_iso() -> str:
+    """The time now in UTC, as manifest lines record it (``finished_at``)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -415,8 +442,25 @@ def _run_one(
             fingerprint=fingerprint,
         )
     record["options"] = options
-    record["finished_at"] = _now()
+    record["finished_at"] = now_iso()
     manifest.append(record)
+    if record["status"] == "done":
+        stages = ", ".join(f"{k} {v:.3f}" for k, v in record["timings"].items())
+        logger.info(
+            "%s %s: done in %.3f s%s",
+            job.command,
+            item.key,
+            record["seconds"],
+            f" ({stages})" if stages else "",
+        )
+    else:
+        logger.info(
+            "%s %s: failed in %.3f s: %s",
+            job.command,
+            item.key,
+            record["seconds"],
+            record["error"]["type"],
+        )
     return record
 
 

@@ -27,18 +27,17 @@ from typing import TYPE_CHECKING, Any
 
 from .. import limits
 from ..contract import KEY_ENV, REPLAY_DIR_ENV, URL_ENV, check_options
-from ..errors import (
-    ConfigurationError,
-    EngineUnavailableError,
-    FileTooLargeError,
-    install_hint,
-)
+from ..errors import ConfigurationError, FileTooLargeError
 from ..result import RESULT_NAME, SegmentationResult, segment_with_engine
-from .discover import BatchItem
+from ..segmentation import choose_engine
+from .discover import BatchItem, InputNotFoundError, SkippedInput
+from .manifest import Manifest, read_manifest
 from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
 
 __all__ = [
     "BACKENDS",
+    "REMOTE_WORKERS",
+    "default_workers",
     "Segmenter",
     "choose_backend",
     "make_segmenter",
@@ -51,6 +50,10 @@ logger = logging.getLogger("clothseg_tools")
 #: Backend names ``--engine`` accepts (``auto`` picks one, see :func:`choose_backend`).
 BACKENDS = ("auto", "remote", "local", "replay")
 
+#: Default workers for the remote service: each one mostly waits on the network, so
+#: more of them than cores keep the service busy (the client's pool keeps 64 connections).
+REMOTE_WORKERS = 8
+
 if TYPE_CHECKING:
     from ..engines.base import Engine
 
@@ -58,10 +61,8 @@ Segmenter = Callable[[BatchItem], SegmentationResult]
 
 
 def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -> str:
-    """The backend a batch uses: ``engine`` when forced, else ``remote`` with a key.
-
-    Without a key the local engine is used; when it is not installed, the replay
-    engine only if ``CLOTHSEG_REPLAY_DIR`` names its records.
+    """The backend a batch uses: :func:`~clothseg_tools.segmentation.choose_engine`,
+    limited to :data:`BACKENDS`.
 
     Raises
     ------
@@ -75,25 +76,27 @@ def choose_backend(engine: str | None = "auto", *, api_key: str | None = None) -
     >>> choose_backend("auto", api_key="k"), choose_backend("replay", api_key="k")
     ('remote', 'replay')
     """
-    if engine not in (None, "auto"):
-        if engine not in BACKENDS:
-            raise ConfigurationError(
-                f"Unknown engine {engine!r}; choose one of {', '.join(BACKENDS)}."
-            )
-        return engine
-    if api_key:
-        return "remote"
-    from ..engines import default_engine_name
+    if engine not in (None, "auto") and engine not in BACKENDS:
+        raise ConfigurationError(f"Unknown engine {engine!r}; choose one of {', '.join(BACKENDS)}.")
+    return choose_engine(engine, api_key=api_key)
 
-    name = default_engine_name()
-    if name != "local" and not os.environ.get(REPLAY_DIR_ENV):
-        # without a key the local engine is the only one that needs nothing more
-        raise EngineUnavailableError(
-            "No API key is configured and the local engine is not installed. Set "
-            f"{KEY_ENV} (and {URL_ENV}) to use the service, or install the "
-            f"offline engine with: {install_hint('local')}"
-        )
-    return name
+
+def default_workers(backend: str) -> int:
+    """Workers that suit ``backend``: :data:`REMOTE_WORKERS` for the I/O-bound service,
+    else the cores available (an in-process engine is CPU-bound: more threads than
+    cores only make every image slower).
+
+    Examples
+    --------
+    >>> default_workers("remote")
+    8
+    >>> from clothseg_tools.batch.runner import available_cpus
+    >>> default_workers("local") == available_cpus()
+    True
+    """
+    from .runner import available_cpus
+
+    return REMOTE_WORKERS if backend == "remote" else available_cpus()
 
 
 def _read_source(item: BatchItem) -> bytes | str:
@@ -101,7 +104,14 @@ def _read_source(item: BatchItem) -> bytes | str:
     if not item.is_url:
         path = Path(item.source)
         # refuse before reading: a huge file must not be loaded just to be refused
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            if item.origin is None:
+                raise
+            raise InputNotFoundError(
+                f"{path} does not exist (listed in {item.origin}); correct or remove that line."
+            ) from None
         if size > limits.MAX_FILE_BYTES:
             raise FileTooLargeError(
                 f"{path.name} is {size / 2**20:.1f} MB; the service accepts files up to "
@@ -316,12 +326,13 @@ def segment_batch(
     timeout: float | None = None,
     max_retries: int | None = None,
     engine_options: Mapping[str, Any] | None = None,
-    workers: int = 4,
+    workers: int | None = None,
     rate_limit: float | None = None,
     overwrite: bool = False,
     retry_failed: bool = False,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    passed_over: Sequence[SkippedInput] = (),
 ) -> BatchSummary:
     """Segment ``items`` into ``out_dir``, resuming an earlier run of the same batch.
 
@@ -340,8 +351,15 @@ def segment_batch(
         Remote backend settings.
     replay_dir, engine_options
         In-process engine settings.
-    workers, rate_limit, overwrite, retry_failed, progress, stop
+    workers
+        Images segmented at once (default: :func:`default_workers` of the backend).
+    rate_limit, overwrite, retry_failed, progress, stop
         See :func:`~clothseg_tools.batch.runner.run_job`.
+    passed_over
+        Files discovery passed over (:attr:`Discovery.skipped
+        <clothseg_tools.batch.discover.Discovery.skipped>`): each gets a manifest line
+        with ``status`` ``"skipped"`` and its reason, and is listed in
+        :attr:`BatchSummary.passed_over <clothseg_tools.batch.runner.BatchSummary.passed_over>`.
 
     Returns
     -------
@@ -381,9 +399,7 @@ def segment_batch(
         class_type=class_type, output_type=output_type, detail_mode=detail_mode, quality=quality
     )
     if isinstance(engine, str) or engine is None:
-        backend: str | Engine = choose_backend(
-            engine, api_key=api_key or os.environ.get(KEY_ENV)
-        )
+        backend: str | Engine = choose_backend(engine, api_key=api_key or os.environ.get(KEY_ENV))
     else:
         backend = engine
     segmenter = make_segmenter(
@@ -398,15 +414,46 @@ def segment_batch(
     )
     try:
         job = segment_job(segmenter, out_dir, backend=segmenter.name, api_options=api_options)
-        return run_job(
+        skip_records = record_passed_over(job, passed_over)
+        summary = run_job(
             job,
             items,
-            workers=workers,
+            workers=workers if workers is not None else default_workers(segmenter.name),
             overwrite=overwrite,
             retry_failed=retry_failed,
             rate_limit=rate_limit,
             progress=progress,
             stop=stop,
         )
+        summary.passed_over = skip_records
+        return summary
     finally:
         segmenter.close()
+
+
+def record_passed_over(job: Job, passed_over: Sequence[SkippedInput]) -> list[dict[str, Any]]:
+    """Write a ``"skipped"`` manifest line per file passed over; return the lines.
+
+    A file whose latest line already says skipped for the same reason is not written
+    again, so reruns do not grow the manifest.
+    """
+    if not passed_over:
+        return []
+    from .runner import now_iso
+
+    latest = read_manifest(job.manifest_path)
+    records = []
+    with Manifest(job.manifest_path) as manifest:
+        for entry in passed_over:
+            record = {
+                "source": entry.source,
+                "key": None,
+                "command": job.command,
+                "status": "skipped",
+                "reason": entry.reason,
+            }
+            old = latest.get(entry.source) or {}
+            if old.get("status") != "skipped" or old.get("reason") != entry.reason:
+                manifest.append({**record, "finished_at": now_iso()})
+            records.append(record)
+    return records

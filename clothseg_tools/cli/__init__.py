@@ -10,14 +10,12 @@ Examples
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from .._version import __version__
 from ..errors import install_hint
-from ._common import ClothsegGroup
-from .export import coco_command
+from ._common import ClothsegGroup, configure_logging
+from .export import coco_command, export_command, import_labels_command
 from .post import (
     background_command,
     cutout_command,
@@ -35,17 +33,22 @@ __all__ = ["main"]
 
 @click.group(cls=ClothsegGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="clothseg")
-@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
-def main(verbose: int) -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log more: -v retries and each item's timings, -vv every request made.",
+)
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
     """Segment clothing in photos and turn the masks into cutouts, label maps and reports.
 
     Start with `clothseg demo`: it runs the whole job offline on sample photos.
+    The library's warnings and errors are shown on standard error; -v and -vv show
+    more, a command's --quiet only errors.
     """
-    if verbose:
-        logging.basicConfig(
-            level=logging.DEBUG if verbose > 1 else logging.INFO,
-            format="%(levelname)s %(name)s: %(message)s",
-        )
+    ctx.meta["clothseg.verbose"] = verbose
+    ctx.call_on_close(configure_logging(verbose))
 
 
 def _serve_command() -> click.Command:
@@ -82,6 +85,8 @@ for _command in (
     stats_command,
     tryon_command,
     coco_command,
+    export_command,
+    import_labels_command,
     report_command,
     demo_command,
     _serve_command(),

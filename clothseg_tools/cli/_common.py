@@ -26,14 +26,97 @@ __all__ = [
     "TqdmProgress",
     "api_option_flags",
     "batch_options",
+    "configure_logging",
     "finish_batch",
+    "quiet_option",
     "resume_command",
+    "workers_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: How many failures a summary lists by name before it points to the manifest.
 _LIST_FAILURES = 10
+
+#: The library's logger: every record the package writes goes through it.
+_LOGGER = logging.getLogger("clothseg_tools")
+
+
+class _EchoHandler(logging.Handler):
+    """Writes log records to the standard error stream current at the time of writing
+    (click's test runner swaps it), one line each; remembers the logger's level from
+    before the command line set it."""
+
+    def __init__(self, before: int) -> None:
+        super().__init__()
+        self.before = before
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:  # a log line must never end a command
+            self.handleError(record)
+
+
+def configure_logging(verbose: int = 0, *, quiet: bool = False) -> Callable[[], None]:
+    """Show the library's log records on standard error at the level the flags ask for.
+
+    Warnings and errors by default; ``-v`` adds info (retries, each item's timings),
+    ``-vv`` debug (every request with its status and time); ``--quiet`` errors only.
+    Calling it again replaces the earlier setting.
+
+    Returns
+    -------
+    callable
+        Puts the logger back as it was before the first call (the command line calls
+        it when the command ends, so that a program running commands in-process keeps
+        its own logging).
+
+    Examples
+    --------
+    >>> restore = configure_logging(2)
+    >>> logging.getLogger("clothseg_tools").level == logging.DEBUG
+    True
+    >>> _ = configure_logging(2, quiet=True); logging.getLogger("clothseg_tools").level
+    40
+    >>> restore()
+    """
+    level = (
+        logging.ERROR
+        if quiet
+        else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    )
+    mine = [h for h in _LOGGER.handlers if isinstance(h, _EchoHandler)]
+    before = mine[0].before if mine else _LOGGER.level
+    for old in mine:
+        _LOGGER.removeHandler(old)
+    handler = _EchoHandler(before)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    _LOGGER.addHandler(handler)
+    _LOGGER.setLevel(level)
+
+    def restore() -> None:
+        for h in [h for h in _LOGGER.handlers if isinstance(h, _EchoHandler)]:
+            _LOGGER.removeHandler(h)
+        _LOGGER.setLevel(before)
+
+    return restore
+
+
+def _verbosity() -> int:
+    ctx = click.get_current_context(silent=True)
+    return int(ctx.find_root().meta.get("clothseg.verbose", 0)) if ctx is not None else 0
+
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        configure_logging(_verbosity(), quiet=True)
+    return value
+
+
+def quiet_option(help_text: str) -> Callable[[F], F]:
+    """``-q/--quiet``: the command's own ``help_text``, and only errors from the log."""
+    return click.option("-q", "--quiet", is_flag=True, callback=_set_quiet, help=help_text)
 
 
 def _option_type(name: str) -> click.ParamType:
@@ -135,17 +218,19 @@ class TqdmProgress:
             self._bar = None
 
 
-def batch_options(func: F) -> F:
-    """``--workers``, ``--overwrite``, ``--retry-failed`` and ``--quiet``."""
+def workers_option(help_text: str) -> Callable[[F], F]:
+    """``-w/--workers`` with no fixed default: the command picks what suits its work."""
+    return click.option("-w", "--workers", type=click.IntRange(1, 256), help=help_text)
+
+
+#: ``--workers`` of the commands whose work is CPU-bound (post-processing, stats, tryon).
+CPU_WORKERS_HELP = "Items processed at once [default: the CPU cores available]."
+
+
+def batch_options(func: F, *, workers_help: str = CPU_WORKERS_HELP) -> F:
+    """``--workers`` (help: ``workers_help``), ``--overwrite``, ``--retry-failed``, ``--quiet``."""
     options = [
-        click.option(
-            "-w",
-            "--workers",
-            type=click.IntRange(1, 256),
-            default=4,
-            show_default=True,
-            help="Items processed at once.",
-        ),
+        workers_option(workers_help),
         click.option(
             "--overwrite",
             is_flag=True,
@@ -156,11 +241,8 @@ def batch_options(func: F) -> F:
             is_flag=True,
             help="Retry the items that failed in an earlier run (otherwise skipped).",
         ),
-        click.option(
-            "-q",
-            "--quiet",
-            is_flag=True,
-            help="No progress bar and no summary; the exit code tells how it went.",
+        quiet_option(
+            "No progress bar, no summary and only errors logged; the exit code tells how it went."
         ),
     ]
     return functools.reduce(lambda f, opt: opt(f), reversed(options), func)
@@ -195,18 +277,33 @@ def resume_command(argv: list[str] | None = None) -> str:
 
 
 def finish_batch(
-    summary: BatchSummary, *, quiet: bool = False, outputs: Sequence[str] = ()
+    summary: BatchSummary,
+    *,
+    quiet: bool = False,
+    outputs: Sequence[str] = (),
+    details: Sequence[str] = (),
 ) -> None:
     """Print the summary (unless quiet), failures and resume hints; exit with its code.
 
-    ``outputs`` are extra lines (files the command wrote) shown after the summary.
+    ``details`` are lines about the run (engine, classes) shown under the table;
+    ``outputs`` are extra lines (files the command wrote) shown after the manifest.
+    Files the discovery passed over are listed with their reasons.
     """
     if not quiet:
         click.echo(summary.table())
+        for line in details:
+            click.echo(f"  {line}")
+        for rec in summary.passed_over[:_LIST_FAILURES]:
+            click.echo(f"skipped: {rec.get('source')}: {rec.get('reason')}")
+        if len(summary.passed_over) > _LIST_FAILURES:
+            click.echo(
+                f"... and {len(summary.passed_over) - _LIST_FAILURES} more skipped; "
+                f"see {summary.manifest}"
+            )
         click.echo(f"manifest: {summary.manifest}")
         for line in outputs:
             click.echo(line)
-    failures = [r for r in summary.records if r.get("status") != "done"]
+    failures = [r for r in summary.records if r.get("status") == "failed"]
     for rec in failures[:_LIST_FAILURES]:
         err = rec.get("error") or {}
         click.echo(

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..batch import Job, discover_results, run_job
+from ..batch import Job, require_results, run_job
 from ..batch.coverage import stats_job, write_dataset_stats
 from ..batch.post import (
     DEFAULT_NAMES,
@@ -23,6 +23,7 @@ from ..batch.post import (
     parse_classes,
     parse_color,
 )
+from ..batch.runner import available_cpus
 from ._common import TqdmProgress, batch_options, finish_batch
 
 __all__ = [
@@ -76,24 +77,20 @@ def run_post(
     results: Path,
     out_dir: Path | None,
     *,
-    workers: int,
+    workers: int | None,
     overwrite: bool,
     retry_failed: bool,
     quiet: bool,
 ) -> None:
     """Discover the result folders, run the job, print the summary and exit."""
     out = out_dir or results
-    items = discover_results(results)
-    if not items:
-        raise click.UsageError(
-            f"{results} holds no result folders (folders with result.json); "
-            "run 'clothseg segment' first."
-        )
+    items = require_results(results)
     job = build(out)
     summary = run_job(
         job,
         items,
-        workers=workers,
+        # numpy work on whole masks: one thread per core, more only contend
+        workers=workers or available_cpus(),
         overwrite=overwrite,
         retry_failed=retry_failed,
         progress=TqdmProgress(command, quiet=quiet, unit="folder"),

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._common import quiet_option, workers_option
+
 __all__ = ["demo_command", "report_command"]
 
 
@@ -27,31 +29,30 @@ __all__ = ["demo_command", "report_command"]
     help="Longest side of the pictures on the page, in pixels.",
 )
 @click.option("--max-images", type=click.IntRange(min=1), help="Show at most this many images.")
-@click.option(
-    "-w",
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    help="Threads making pictures.",
-)
+@workers_option("Threads making pictures [default: the CPU cores available].")
 def report_command(
     results: Path,
     out: Path | None,
     title: str | None,
     thumb_size: int,
     max_images: int | None,
-    workers: int,
+    workers: int | None,
 ) -> None:
     """Write a self-contained HTML review page of a results folder.
 
     Per image: the photo, the overlay, the cutout and its coverage; the dataset's
     coverage charts; every failure with its reason. Viewable offline.
     """
+    from ..batch.runner import available_cpus
     from ..report import build_report
 
     page = build_report(
-        results, out=out, title=title, thumb_size=thumb_size, max_images=max_images, workers=workers
+        results,
+        out=out,
+        title=title,
+        thumb_size=thumb_size,
+        max_images=max_images,
+        workers=workers or available_cpus(),
     )
     click.echo(f"Report: {page}\nOpen it in a browser: {page.resolve().as_uri()}")
 
@@ -66,16 +67,9 @@ def report_command(
     show_default=True,
     help="Folder for the sample photos, results and report.",
 )
-@click.option(
-    "-w",
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=2,
-    show_default=True,
-    help="Images processed at once.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def demo_command(out: Path, workers: int, quiet: bool) -> None:
+@workers_option("Images processed at once [default: the CPU cores available].")
+@quiet_option("No progress bars, and only errors logged.")
+def demo_command(out: Path, workers: int | None, quiet: bool) -> None:
     """Run the whole job offline on sample photos and write the review report.
 
     Segments scikit-image's sample photos of people plus a few generated ones with

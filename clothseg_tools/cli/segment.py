@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
 
-from ..batch import discover_inputs, read_manifest
+from ..batch import InputNotFoundError, read_manifest, scan_inputs
 from ..batch.manifest import manifest_path
-from ..batch.segment import BACKENDS, segment_batch
-from ..contract import KEY_ENV, URL_ENV
+from ..batch.segment import BACKENDS, choose_backend, default_workers, segment_batch
+from ..classes import CLASSES, classes_for_type
+from ..contract import KEY_ENV, URL_ENV, safe_source
 from ._common import TqdmProgress, api_option_flags, batch_options, finish_batch
 
 __all__ = ["segment_command"]
@@ -60,7 +62,11 @@ __all__ = ["segment_command"]
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds to wait for one image on the service.",
 )
-@batch_options
+@functools.partial(
+    batch_options,
+    workers_help="Images in flight [default: the CPU cores available for an in-process "
+    "engine, which is CPU-bound; 8 for the remote service, which is I/O-bound].",
+)
 def segment_command(
     inputs: tuple[str, ...],
     out_dir: Path,
@@ -74,7 +80,7 @@ def segment_command(
     quality: int,
     rate_limit: float | None,
     timeout: float | None,
-    workers: int,
+    workers: int | None,
     overwrite: bool,
     retry_failed: bool,
     quiet: bool,
@@ -84,19 +90,33 @@ def segment_command(
     INPUTS are image files, folders (searched recursively), glob patterns, .txt files
     listing paths or URLs, or URLs. Each input's masks go to OUT/<relative path
     without extension>/; rerunning the same command resumes where it stopped.
+    Files in a folder that are not supported images are listed as skipped.
+
+    The options default to the service's, whatever the engine: --class-type 1 asks
+    for clothes, tops, bottoms, dress and acc; --class-type 4 for all twelve classes.
+    The engine and the classes are named at the start and in the summary.
     """
     known = {
         src: rec["key"]
         for src, rec in read_manifest(manifest_path(out_dir)).items()
         if isinstance(rec.get("key"), str)
     }
-    items = discover_inputs(inputs, exclude=[out_dir], known_keys=known)
-    if not items:
-        raise click.UsageError("The inputs hold no image files.")
+    found = scan_inputs(inputs, exclude=[out_dir], known_keys=known)
+    if not found.items:
+        passed = f" ({len(found.skipped)} other files passed over)" if found.skipped else ""
+        raise InputNotFoundError(
+            f"The inputs hold no supported image files{passed}; name photos or folders "
+            "of photos (jpg, png, webp, bmp, tiff)."
+        )
+    backend = choose_backend(engine, api_key=api_key)
+    workers = workers or default_workers(backend)
+    asked = describe_request(backend, class_type, base_url=base_url)
+    if not quiet:
+        click.echo(f"Segmenting {len(found.items)} images {asked}; {workers} workers.", err=True)
     summary = segment_batch(
-        items,
+        found.items,
         out_dir,
-        engine=engine,
+        engine=backend,
         class_type=class_type,
         output_type=output_type,
         detail_mode=detail_mode,
@@ -110,5 +130,27 @@ def segment_command(
         overwrite=overwrite,
         retry_failed=retry_failed,
         progress=TqdmProgress("segment", quiet=quiet),
+        passed_over=found.skipped,
     )
-    finish_batch(summary, quiet=quiet)
+    finish_batch(summary, quiet=quiet, details=[asked])
+
+
+def describe_request(backend: str, class_type: int, *, base_url: str | None = None) -> str:
+    """Which engine answers and which classes it is asked for, in one phrase.
+
+    Examples
+    --------
+    >>> print(describe_request("local", 1))
+    with the local engine, asking for class_type 1: clothes, tops, bottoms, dress, acc
+    (--class-type 4 asks for all twelve)
+    """
+    import os
+
+    if backend == "remote":
+        where = base_url or os.environ.get(URL_ENV)
+        engine = f"with the remote service{f' at {safe_source(where)}' if where else ''}"
+    else:
+        engine = f"with the {backend} engine"
+    classes = classes_for_type(class_type)
+    more = "" if classes == CLASSES else " (--class-type 4 asks for all twelve)"
+    return f"{engine}, asking for class_type {class_type}: {', '.join(classes)}{more}"

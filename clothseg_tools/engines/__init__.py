@@ -35,6 +35,7 @@ __all__ = [
 _REGISTRY: dict[str, Callable[..., Engine] | str] = {
     "replay": "clothseg_tools.engines.replay:ReplayEngine",
     "local": "clothseg_tools.engines.local:LocalEngine",
+    "onnx": "clothseg_tools.engines.onnx:OnnxEngine",
 }
 
 #: Engines whose dependencies are published for some Pythons only:

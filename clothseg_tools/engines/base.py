@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..masks import MaskSet
+from ..parsing import Parsing
 
 __all__ = ["Engine", "EngineOutput"]
 
@@ -47,12 +48,16 @@ class EngineOutput(NamedTuple):
         by MediaPipe / COCO name (``"left_wrist"``, ``"right_hip"`` ...), only the
         points the engine saw; ``None`` when the engine has no pose. Try-on masks
         (``tryon_mask(..., keypoints=...)``) read them.
+    parsing : Parsing or None
+        The fine label map (arms, legs, neck...) when the engine has one (the ``onnx``
+        engine), at the image's (H, W); ``None`` otherwise.
     """
 
     masks: MaskSet
     parts: dict[str, npt.NDArray[np.uint8]]
     notes: tuple[str, ...] = ()
     keypoints: dict[str, tuple[float, float]] | None = None
+    parsing: Parsing | None = None
 
 
 class Engine(abc.ABC):
@@ -107,6 +112,11 @@ class Engine(abc.ABC):
             raise AssertionError(
                 f"engine {self.name!r} returned masks of shape {out.masks.shape} for an "
                 f"image of shape {image.shape[:2]}"
+            )
+        if out.parsing is not None and out.parsing.shape != image.shape[:2]:
+            raise AssertionError(
+                f"engine {self.name!r} returned a parsing of shape {out.parsing.shape} for "
+                f"an image of shape {image.shape[:2]}"
             )
         return out
 

@@ -1,13 +1,20 @@
-"""Dataset exports: COCO RLE and polygons, COCO JSON files, palette label PNGs.
+"""Dataset exports and imports: COCO, YOLO, CVAT, Label Studio, Hugging Face datasets.
 
 ``clothseg_tools.export`` turns masks into the formats training code and labelling
-tools read:
+tools read, and reads corrected labels back:
 
 - :func:`encode_rle` / :func:`decode_rle` / :func:`rle_area` / :func:`rle_bbox`: COCO
   run-length encoding, byte for byte what pycocotools writes, in vectorized numpy;
 - :func:`mask_to_polygons`: COCO polygons, every part of a mask, holes kept;
 - :func:`export_coco`: one COCO JSON for many results (instances or semantic);
-- :func:`save_label_png` / :func:`load_label_png`: palette PNG label maps.
+- :func:`save_label_png` / :func:`load_label_png`: palette PNG label maps;
+- :func:`export_yolo`, :func:`export_cvat`, :func:`export_labelstudio`,
+  :func:`export_hf`: dataset folders for Ultralytics YOLO segmentation, CVAT's
+  "Segmentation mask 1.1", Label Studio pre-annotations (:func:`brush_rle`) and
+  Hugging Face ``datasets`` parquet shards;
+- :func:`read_coco`, :func:`read_cvat`, :func:`read_yolo`: labels back from those
+  tools as :class:`LabeledItem` (name, masks, photo, parts), ready to save as result
+  folders.
 
 A dataset folder that CVAT and Label Studio import
 --------------------------------------------------
@@ -45,23 +52,48 @@ Examples
 
 from __future__ import annotations
 
+from ._dataset import ExportSummary
+from ._labeled import LabeledItem
 from .coco import SEMANTIC_PRIORITY, export_coco, part_category
-from .labels import cvat_labelmap, label_palette, load_label_png, save_label_png
+from .coco_reader import read_coco
+from .cvat import export_cvat, read_cvat
+from .hf import export_hf
+from .labels import (
+    cvat_labelmap,
+    encode_label_png,
+    label_palette,
+    load_label_png,
+    save_label_png,
+)
+from .labelstudio import brush_rle, export_labelstudio, labelstudio_config
 from .polygons import mask_to_polygons
 from .rle import RLE, binary_mask, decode_rle, encode_rle, rle_area, rle_bbox, rle_counts
+from .yolo import export_yolo, read_yolo
 
 __all__ = [
     "RLE",
     "SEMANTIC_PRIORITY",
+    "ExportSummary",
+    "LabeledItem",
     "binary_mask",
+    "brush_rle",
     "cvat_labelmap",
     "decode_rle",
+    "encode_label_png",
     "encode_rle",
     "export_coco",
+    "export_cvat",
+    "export_hf",
+    "export_labelstudio",
+    "export_yolo",
     "label_palette",
+    "labelstudio_config",
     "load_label_png",
     "mask_to_polygons",
     "part_category",
+    "read_coco",
+    "read_cvat",
+    "read_yolo",
     "rle_area",
     "rle_bbox",
     "rle_counts",

@@ -35,7 +35,13 @@ from .._io import atomic_write_bytes
 from ..classes import CLASSES, class_color
 from ..errors import MaskDecodeError
 
-__all__ = ["cvat_labelmap", "label_palette", "load_label_png", "save_label_png"]
+__all__ = [
+    "cvat_labelmap",
+    "encode_label_png",
+    "label_palette",
+    "load_label_png",
+    "save_label_png",
+]
 
 #: PNG text chunk that records the class order of a label PNG.
 CLASSES_KEY = "classes"
@@ -110,6 +116,21 @@ def save_label_png(
     ...     im.mode
     'P'
     """
+    target = Path(path)
+    atomic_write_bytes(target, encode_label_png(labels, classes=classes))
+    return target
+
+
+def encode_label_png(
+    labels: npt.NDArray[np.integer[Any]], *, classes: Sequence[str] = CLASSES
+) -> bytes:
+    """The bytes of the palette PNG :func:`save_label_png` writes.
+
+    Examples
+    --------
+    >>> encode_label_png(np.zeros((2, 2), np.uint8))[:4]
+    b'\\x89PNG'
+    """
     from PIL import Image, PngImagePlugin
 
     names = list(classes)
@@ -125,9 +146,7 @@ def save_label_png(
     # several times better than the fastest one, at little cost, for files written
     # once and read by every training run.
     image.save(buf, format="PNG", pnginfo=info, compress_level=6)
-    target = Path(path)
-    atomic_write_bytes(target, buf.getvalue())
-    return target
+    return buf.getvalue()
 
 
 def _colour_indices(

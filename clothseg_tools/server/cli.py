@@ -252,7 +252,10 @@ def serve_command(
     fault_seed: int | None,
     log_level: str,
 ) -> None:
-    """Serve the clothing segmentation API locally (API.md), with the project's engines.
+    """Serve the clothing segmentation API locally, with the project's engines.
+
+    The API it speaks is described in the documentation's "API contract" page
+    (docs/api-contract.md in the repository).
 
     Example: clothseg serve --engine replay --replay-dir records/ --api-key KEY
     """

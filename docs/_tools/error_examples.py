@@ -205,6 +205,42 @@ def _engine_unavailable(ctx: Context) -> None:
     raise error_type(message.strip())
 
 
+@example("OptionalDependencyError", 'export_hf("results/", "dataset/")  # without pyarrow')
+def _optional_dependency(ctx: Context) -> None:
+    # A child interpreter in which pyarrow cannot be imported, as on an install
+    # without the [hf] extra; this process keeps its own modules untouched.
+    script = (
+        "import sys; sys.modules['pyarrow'] = None\n"
+        "import clothseg_tools as cst\n"
+        "try:\n    cst.export_hf([], 'dataset')\n"
+        "except cst.ConfigurationError as exc:\n"
+        "    print(type(exc).__name__); print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    name, _, message = out.partition("\n")
+    error_type = getattr(cst.errors, name.strip(), RuntimeError)
+    raise error_type(message.strip())
+
+
+@example("LabelFormatError", 'list(read_yolo("records/yolo"))  # line 2 holds a box, not a polygon')
+def _label_format(ctx: Context) -> None:
+    from PIL import Image
+
+    root = ctx.records / "yolo"
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    (root / "images").mkdir(exist_ok=True)
+    Image.new("RGB", (8, 8)).save(root / "images" / "a.png")
+    (root / "labels" / "a.txt").write_text("4 0.1 0.1 0.9 0.1 0.5 0.9\n4 0.5 0.5 0.2 0.2\n")
+    list(cst.read_yolo(root))
+
+
+@example("ModelError", 'get_engine("onnx", model="models/segformer_b2_clothes/")')
+def _model_error(ctx: Context) -> None:
+    cst.get_engine("onnx", model="models/segformer_b2_clothes/")
+
+
 @example("InputNotFoundError", 'discover_inputs(["photos/missing.jpg"])  # clothseg segment')
 def _input_not_found(ctx: Context) -> None:
     discover_inputs(["photos/missing.jpg"])
