@@ -4,6 +4,9 @@ The client (:mod:`clothseg_tools.api`), the CLI and the exports share one on-dis
 
     <folder>/masks.json + <class>.png          MaskSet.save(folder)
     <folder>/parts/masks.json + <part>.png     only when there are parts
+    <folder>/parsing.png                       the fine label map (arms, legs, neck...)
+                                               when the engine made one; its label set
+                                               is in result.json
     <folder>/result.json                       written last: its presence = complete
                                                (also the options, notes and, from
                                                engines with a pose, its keypoints)
@@ -42,13 +45,16 @@ from ._io import atomic_write_json
 from .classes import classes_for_type
 from .contract import check_options
 from .errors import MaskDecodeError
+from .labelsets import LABELSETS, LabelSet
 from .masks import INDEX_NAME, MaskSet
+from .parsing import Parsing
 from .task import Task
 
 if TYPE_CHECKING:
     from .engines.base import Engine
 
 __all__ = [
+    "PARSING_NAME",
     "PARTS_DIR",
     "RESULT_FORMAT",
     "RESULT_NAME",
@@ -60,6 +66,8 @@ __all__ = [
 RESULT_NAME = "result.json"
 #: Sub-folder of the per-garment instance masks.
 PARTS_DIR = "parts"
+#: The index PNG of the fine parsing, when there is one.
+PARSING_NAME = "parsing.png"
 #: ``format`` field of ``result.json``.
 RESULT_FORMAT = "clothseg-result"
 _VERSION = 1
@@ -110,6 +118,9 @@ class SegmentationResult:
         Pose keypoints of the person, ``(x, y)`` in the image's pixels by MediaPipe /
         COCO name, when the engine gave them (the local engine does); try-on masks
         read them.
+    parsing : Parsing or None
+        The fine label map with its label set, when the engine made one (the onnx
+        engine, ``clothseg import``), at the image's size.
     """
 
     masks: MaskSet
@@ -121,6 +132,7 @@ class SegmentationResult:
     notes: tuple[str, ...] = ()
     engine: str | None = None
     keypoints: dict[str, tuple[float, float]] | None = None
+    parsing: Parsing | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.masks, MaskSet):
@@ -138,6 +150,13 @@ class SegmentationResult:
                 "both must be at the source image's size."
             )
         self.notes = tuple(self.notes)
+        if self.parsing is not None and self.parsing.shape != self.masks.shape:
+            from .errors import ShapeMismatchError
+
+            raise ShapeMismatchError(
+                f"parsing has shape {self.parsing.shape} but masks have shape "
+                f"{self.masks.shape}; both must be at the source image's size."
+            )
         if self.keypoints is not None:
             self.keypoints = _checked_keypoints(self.keypoints)
 
@@ -172,6 +191,11 @@ class SegmentationResult:
                 if self.keypoints is None
                 else {name: [x, y] for name, (x, y) in self.keypoints.items()}
             ),
+            "parsing": (
+                None
+                if self.parsing is None
+                else {"file": PARSING_NAME, "labelset": self.parsing.labelset.to_json()}
+            ),
             "task": None if self.task is None else self.task.to_dict(),
             "checksums": dict(checksums or {}),
         }
@@ -196,6 +220,9 @@ class SegmentationResult:
         if len(self.parts):
             self.parts.save(out / PARTS_DIR)
             files += _maskset_files(out / PARTS_DIR, prefix=f"{PARTS_DIR}/")
+        if self.parsing is not None:
+            self.parsing.save(out / PARSING_NAME)
+            files.append(PARSING_NAME)
         checksums = {name: _sha256(out / name) for name in files}
         atomic_write_json(out / RESULT_NAME, self.to_json(checksums))
         return out
@@ -239,6 +266,7 @@ class SegmentationResult:
             keypoints = meta.get("keypoints")
             if keypoints is not None:
                 keypoints = _checked_keypoints(keypoints)
+            labelset = _stored_labelset(meta.get("parsing"))
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise MaskDecodeError(f"{meta_path} is not a valid result file ({exc}).") from exc
         if verify:
@@ -253,6 +281,7 @@ class SegmentationResult:
         parts = (
             MaskSet.load(src / PARTS_DIR) if meta.get("parts") else MaskSet({}, shape=masks.shape)
         )
+        parsing = None if labelset is None else Parsing.load(src / PARSING_NAME, labelset)
         return cls(
             masks=masks,
             parts=parts,
@@ -263,7 +292,25 @@ class SegmentationResult:
             notes=tuple(meta.get("notes") or ()),
             engine=meta.get("engine"),
             keypoints=keypoints,
+            parsing=parsing,
         )
+
+
+def _stored_labelset(entry: Any) -> LabelSet | None:
+    """The label set ``result.json`` records for ``parsing.png`` (``None``: no parsing).
+
+    The registered set of that name when its labels are the same, else the set exactly
+    as recorded, so a folder made with a user's own set reads back anywhere.
+    """
+    if entry is None:
+        return None
+    stored = entry["labelset"]
+    name, labels = str(stored["name"]), tuple(str(n) for n in stored["labels"])
+    known = LABELSETS.get(name)
+    if known is not None and known.labels == labels:
+        return known
+    classes = {str(k): tuple(v) for k, v in dict(stored["classes"]).items()}
+    return LabelSet(name, labels, classes)
 
 
 def _checked_keypoints(value: Any) -> dict[str, tuple[float, float]]:
@@ -371,4 +418,5 @@ def segment_with_engine(
         notes=tuple(out.notes),
         engine=getattr(engine, "name", None) or type(engine).__name__,
         keypoints=out.keypoints,
+        parsing=out.parsing,
     )

@@ -115,6 +115,22 @@ def test_tryon_writes_the_ootd_mask_of_every_folder_and_resumes(tmp_path):
     assert dc.sum() < hd.sum()
 
 
+def test_tryon_ootd_reads_the_parsing_map_of_a_result_that_has_one(tmp_path):
+    from clothseg_tools import Parsing
+
+    lab, pose, kp = figure(Outfit("short", "skirt", hat=True))
+    parsing = Parsing(lab, "ootd")
+    named = {BODY_18[i]: p for i, p in pose.items()}
+    SegmentationResult(parsing.to_maskset(), parsing=parsing, keypoints=named).save(
+        tmp_path / "r" / "one"
+    )
+    run("tryon", tmp_path / "r", "--category", "dresses", "--preset", "ootd", code=0)
+    got = np.asarray(Image.open(tmp_path / "r" / "one" / "tryon_dresses_ootd_hd.png")) == 255
+    assert (got == tryon_mask(parsing, "dresses", keypoints=kp, preset="ootd")).all()
+    # the neck label only the parsing has is painted
+    assert got[lab == NECK].mean() > 0.5
+
+
 def test_tryon_default_preset_and_out_folder(tmp_path):
     results, out = tmp_path / "results", tmp_path / "masks"
     res = saved_result(results / "one", Outfit("short", "pants"))
@@ -187,3 +203,29 @@ def test_detect_pose_finds_keypoints_for_results_without_them(tmp_path):
     run(*args, "--detect-pose", "--retry-failed", code=0)
     mask = np.asarray(Image.open(results / "astronaut" / "tryon_upper_body_ootd_hd.png")) == 255
     assert mask[tops].mean() > 0.9 and mask[face].mean() < 0.05
+
+
+def test_photo_to_onnx_engine_to_ootd_mask_offline(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from _onnx_support import colour_parser, export_folder
+
+    # the colour parser reads red as Upper-clothes, green as Pants, blue as Face (ATR)
+    model = export_folder(
+        tmp_path / "seg_onnx", colour_parser(), size={"height": 512, "width": 384}
+    )
+    lab, _, _ = figure(Outfit("long", "pants"))
+    photo = np.zeros((*lab.shape, 3), np.uint8)
+    photo[lab == UPPER] = (255, 0, 0)
+    photo[lab == PANTS] = (0, 255, 0)
+    photo[lab == FACE] = (0, 0, 255)
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(photo).save(tmp_path / "photos" / "figure.png")
+    results = tmp_path / "results"
+    run("segment", tmp_path / "photos", "--engine", "onnx", "--model", model,
+        "--class-type", 4, "--out", results, code=0)  # fmt: skip
+    res = SegmentationResult.load(results / "figure")
+    assert res.parsing is not None and res.parsing.labelset.name == "atr"
+    run("tryon", results, "--category", "lower_body", "--preset", "ootd", code=0)
+    got = np.asarray(Image.open(results / "figure" / "tryon_lower_body_ootd_hd.png")) == 255
+    assert (got == tryon_mask(res.parsing, "lower_body", preset="ootd")).all()
+    assert got[lab == PANTS].mean() > 0.99 and got[lab == UPPER].mean() < 0.01

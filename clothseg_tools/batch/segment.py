@@ -48,7 +48,7 @@ __all__ = [
 logger = logging.getLogger("clothseg_tools")
 
 #: Backend names ``--engine`` accepts (``auto`` picks one, see :func:`choose_backend`).
-BACKENDS = ("auto", "remote", "local", "replay")
+BACKENDS = ("auto", "remote", "local", "replay", "onnx")
 
 #: Default workers for the remote service: each one mostly waits on the network, so
 #: more of them than cores keep the service busy (the client's pool keeps 64 connections).
@@ -124,7 +124,9 @@ def _read_source(item: BatchItem) -> bytes | str:
 
 
 class _EngineSegmenter:
-    """One engine per worker thread (models are not assumed to be thread-safe)."""
+    """One engine per worker thread (models are not assumed to be thread-safe), or one
+    shared by all when the engine says it is (``thread_safe``: the onnx engine's one
+    session serves every thread, so the model is loaded once)."""
 
     def __init__(self, factory: Callable[[], Any], name: str, api_options: Mapping[str, int]):
         self.name = name
@@ -140,6 +142,11 @@ class _EngineSegmenter:
     def _engine(self) -> Any:
         engine = getattr(self._local, "engine", None)
         if engine is None:
+            with self._lock:
+                shared = self._engines[0] if self._engines else None
+            if shared is not None and getattr(shared, "thread_safe", False):
+                self._local.engine = shared
+                return shared
             engine = self._factory()
             self._local.engine = engine
             with self._lock:

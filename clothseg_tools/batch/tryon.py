@@ -4,7 +4,9 @@ Follows the post-processing conventions of :mod:`~clothseg_tools.batch.post` (ou
 beside the masks or under ``--out``, a manifest per output name, resume while the
 result's ``result.json`` and the options are unchanged). The pose keypoints come
 from the result (``result.json``, written by engines with a pose such as the local
-engine); the ``ootd`` preset needs them for ``upper_body`` and ``dresses``.
+engine); the ``ootd`` preset needs them for ``upper_body`` and ``dresses``, and reads
+the result's parsing map (``parsing.png``, from the onnx engine or ``clothseg
+import``) when it has one, its twelve classes otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import KeypointError
+from ..masks import MaskSet
+from ..parsing import Parsing
 from ..result import SegmentationResult
 from ..tryon import CATEGORIES
 from .discover import BatchItem
@@ -96,8 +100,12 @@ def tryon_job(
                     "(clothseg segment --engine local), which saves them, or pass "
                     "--detect-pose."
                 )
+        # the ootd rules read the fine label map when the engine made one (onnx, import)
+        source: MaskSet | Parsing = result_masks(result)
+        if preset == "ootd" and result.parsing is not None:
+            source = result.parsing
         mask = tryon_mask(
-            result_masks(result),
+            source,
             category,
             keypoints=keypoints,
             preset=preset,

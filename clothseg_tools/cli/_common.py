@@ -12,6 +12,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -28,6 +29,8 @@ __all__ = [
     "batch_options",
     "configure_logging",
     "finish_batch",
+    "model_options",
+    "onnx_engine_options",
     "quiet_option",
     "resume_command",
     "workers_option",
@@ -216,6 +219,59 @@ class TqdmProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def model_options(func: F) -> F:
+    """``--model PATH`` and ``--labels SET``: the onnx engine's model and label set."""
+    options = [
+        click.option(
+            "--model",
+            type=click.Path(path_type=Path),
+            help="Model of the onnx engine: a .onnx file or an exported model folder "
+            "(model.onnx, config.json, preprocessor_config.json). Implies --engine onnx.",
+        ),
+        click.option(
+            "--labels",
+            metavar="SET",
+            help="Label set of the model's outputs (atr, ootd, lip, cihp, pascal_person_part, "
+            "fashn, or a .json file) when its config.json does not name them.",
+        ),
+    ]
+    return functools.reduce(lambda f, opt: opt(f), reversed(options), func)
+
+
+def onnx_engine_options(
+    engine: str | None, model: Path | None, labels: str | None
+) -> dict[str, Any]:
+    """The onnx engine's options from ``--model``/``--labels``, checked against ``--engine``.
+
+    Raises
+    ------
+    click.UsageError
+        ``--engine onnx`` without ``--model``, or ``--model``/``--labels`` with another
+        engine.
+
+    Examples
+    --------
+    >>> onnx_engine_options("onnx", Path("m.onnx"), "lip")
+    {'model': PosixPath('m.onnx'), 'labels': 'lip'}
+    """
+    if engine == "onnx" and model is None:
+        raise click.UsageError(
+            "--engine onnx needs --model PATH: a .onnx file or an exported model folder."
+        )
+    if engine not in (None, "auto", "onnx") and (model is not None or labels is not None):
+        raise click.UsageError(
+            f"--model and --labels are options of the onnx engine, not of --engine {engine}."
+        )
+    if labels is not None and model is None:
+        raise click.UsageError("--labels names the label set of a --model; give the model too.")
+    options: dict[str, Any] = {}
+    if model is not None:
+        options["model"] = model
+    if labels is not None:
+        options["labels"] = labels
+    return options
 
 
 def workers_option(help_text: str) -> Callable[[F], F]:

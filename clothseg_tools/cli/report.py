@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ._common import quiet_option, workers_option
+from ._common import model_options, onnx_engine_options, quiet_option, workers_option
 
 __all__ = ["demo_command", "report_command"]
 
@@ -67,17 +68,41 @@ def report_command(
     show_default=True,
     help="Folder for the sample photos, results and report.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "onnx"]),
+    default="local",
+    show_default=True,
+    help="In-process engine: local (replayed recordings where it cannot install), or onnx "
+    "with --model.",
+)
+@model_options
 @workers_option("Images processed at once [default: the CPU cores available].")
 @quiet_option("No progress bars, and only errors logged.")
-def demo_command(out: Path, workers: int | None, quiet: bool) -> None:
+def demo_command(
+    out: Path,
+    engine: str,
+    model: Path | None,
+    labels: str | None,
+    workers: int | None,
+    quiet: bool,
+) -> None:
     """Run the whole job offline on sample photos and write the review report.
 
     Segments scikit-image's sample photos of people plus a few generated ones with
     the local engine (no API key needed), makes overlays, cutouts, label maps and
-    statistics, and writes OUT/results/report.html.
+    statistics, and writes OUT/results/report.html. With --engine onnx --model PATH the
+    photos are segmented by that human-parsing model instead.
     """
     from ..demo import run_demo
     from ._common import TqdmProgress
+
+    options = onnx_engine_options(engine, model, labels)
+    chosen: Any = engine
+    if options:
+        from ..engines import get_engine
+
+        chosen = get_engine("onnx", **options)  # loaded once, shared by the workers
 
     def progress(step: str) -> TqdmProgress:
         return TqdmProgress(step, quiet=quiet)
@@ -86,7 +111,7 @@ def demo_command(out: Path, workers: int | None, quiet: bool) -> None:
         if not quiet:
             click.echo(message, err=True)
 
-    demo = run_demo(out, workers=workers, progress=progress, log=say)
+    demo = run_demo(out, engine=chosen, workers=workers, progress=progress, log=say)
     if demo.report is None:
         click.echo("Interrupted; run the same command again to resume.", err=True)
         click.get_current_context().exit(demo.exit_code)

@@ -12,7 +12,14 @@ from ..batch.manifest import manifest_path
 from ..batch.segment import BACKENDS, choose_backend, default_workers, segment_batch
 from ..classes import CLASSES, classes_for_type
 from ..contract import KEY_ENV, URL_ENV, safe_source
-from ._common import TqdmProgress, api_option_flags, batch_options, finish_batch
+from ._common import (
+    TqdmProgress,
+    api_option_flags,
+    batch_options,
+    finish_batch,
+    model_options,
+    onnx_engine_options,
+)
 
 __all__ = ["segment_command"]
 
@@ -39,6 +46,7 @@ __all__ = ["segment_command"]
     type=click.Path(file_okay=False, path_type=Path),
     help="Record folder of the replay engine.",
 )
+@model_options
 @click.option(
     "--api-key",
     envvar=KEY_ENV,
@@ -72,6 +80,8 @@ def segment_command(
     out_dir: Path,
     engine: str,
     replay_dir: Path | None,
+    model: Path | None,
+    labels: str | None,
     api_key: str | None,
     base_url: str | None,
     class_type: int,
@@ -108,6 +118,9 @@ def segment_command(
             f"The inputs hold no supported image files{passed}; name photos or folders "
             "of photos (jpg, png, webp, bmp, tiff)."
         )
+    engine_options = onnx_engine_options(engine, model, labels)
+    if engine == "auto" and model is not None:
+        engine = "onnx"  # a model given is the engine asked for
     backend = choose_backend(engine, api_key=api_key)
     workers = workers or default_workers(backend)
     asked = describe_request(backend, class_type, base_url=base_url)
@@ -124,6 +137,7 @@ def segment_command(
         api_key=api_key,
         base_url=base_url,
         replay_dir=replay_dir,
+        engine_options=engine_options,
         timeout=timeout,
         workers=workers,
         rate_limit=rate_limit,

@@ -69,6 +69,9 @@ class Engine(abc.ABC):
 
     #: Registry name (``"local"``, ``"replay"``...).
     name: str = ""
+    #: Whether one instance may serve several threads at once. Batches and the server
+    #: build one engine per worker thread unless this is true.
+    thread_safe: bool = False
 
     def segment(
         self,

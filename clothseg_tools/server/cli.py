@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from ..cli._common import model_options, onnx_engine_options
 from ..contract import SERVER_KEYS_ENV
 
 __all__ = ["serve_command"]
@@ -93,6 +94,7 @@ def _scalar(text: str) -> Any:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder of recorded results for the replay engine.",
 )
+@model_options
 @click.option(
     "--engine-option",
     "engine_option",
@@ -229,6 +231,8 @@ def serve_command(
     port: int,
     engine: str | None,
     replay_dir: Path | None,
+    model: Path | None,
+    labels: str | None,
     engine_option: tuple[str, ...],
     api_keys: tuple[str, ...],
     workers: int,
@@ -258,10 +262,17 @@ def serve_command(
     (docs/api-contract.md in the repository).
 
     Example: clothseg serve --engine replay --replay-dir records/ --api-key KEY
+
+    Any human-parsing model: clothseg serve --engine onnx --model segformer_onnx/ --api-key KEY
     """
     from ..errors import ClothsegError, install_hint
 
-    engine_options = _parse_engine_options(engine_option)
+    engine_options = {
+        **_parse_engine_options(engine_option),
+        **onnx_engine_options(engine, model, labels),
+    }
+    if engine is None and model is not None:
+        engine = "onnx"  # a model given is the engine asked for
     if replay_dir is not None:
         engine_options["replay_dir"] = replay_dir
     try:

@@ -2,7 +2,8 @@
 
 Engine calls are CPU work, so they never run on the event loop: each task runs on one
 of ``workers`` threads, and each thread builds its own engine instance (engines need
-not be thread-safe). Decoding the image, running the engine, encoding the PNG masks
+not be thread-safe; one whose ``thread_safe`` is true, such as the onnx engine's single
+session, is shared by all). Decoding the image, running the engine, encoding the PNG masks
 and the per-garment ZIP, and writing the results all happen on that thread; the event
 loop only awaits the task's future.
 """
@@ -137,7 +138,10 @@ class TaskRunner:
         engine: Engine | None = getattr(self._local, "engine", None)
         if engine is None:
             with self._lock:
-                engine = self._spare.pop() if self._spare else None
+                if self._engines and getattr(self._engines[0], "thread_safe", False):
+                    engine = self._engines[0]  # one model serves every thread
+                else:
+                    engine = self._spare.pop() if self._spare else None
             if engine is None:
                 engine = self._factory()
                 with self._lock:

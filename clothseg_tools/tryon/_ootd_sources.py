@@ -22,6 +22,7 @@ from ..errors import KeypointError
 from ..labelsets import normalize_label
 from ..masks import MaskSet
 from . import _ootd as R
+from ._body import _frame, _segment_distances
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -189,49 +190,38 @@ def label_roles(set_name: str, names: Sequence[str]) -> npt.NDArray[np.int16]:
     return np.array([extra.get(k, _ROLES.get(k, 0)) for k in keys], np.int16)
 
 
-def _side_split(mask: BoolArray, points: FloatArray | None, segments: Sequence[tuple[int, int]],
-                left: int, right: int) -> npt.NDArray[np.int16]:  # fmt: skip
-    """``left``/``right`` per pixel of ``mask``: the side of the nearest segment of
-    ``segments`` (BODY_18 index pairs, right side first half), else of the midline."""
+def _side_split(
+    mask: BoolArray,
+    points: FloatArray | None,
+    segments: Sequence[tuple[int, int]],
+    labels: tuple[int, int],
+) -> npt.NDArray[np.int16]:
+    """``labels`` = (left, right) per pixel of ``mask``: the side of the nearer limb of
+    ``segments`` (BODY_18 index pairs, the right side's first)."""
     out = np.zeros(mask.shape, np.int16)
     ys, xs = np.nonzero(mask)
-    if not ys.size:
-        return out
-    pxy = np.column_stack([xs, ys]).astype(np.float64)
-    side = _nearest_side(pxy, points, segments)
-    out[ys, xs] = np.where(side, left, right)
+    if ys.size:
+        pxy = np.column_stack([xs, ys]).astype(np.float64)
+        out[ys, xs] = np.where(_nearer_left(pxy, points, segments), *labels)
     return out
 
 
-def _nearest_side(
+def _nearer_left(
     pxy: FloatArray, points: FloatArray | None, segments: Sequence[tuple[int, int]]
 ) -> BoolArray:
-    """True where a pixel (x, y) is nearer the person's left segments."""
+    """True where a pixel (x, y) is nearer the person's left limb than the right one."""
     half = len(segments) // 2
-    best = {True: np.full(len(pxy), np.inf), False: np.full(len(pxy), np.inf)}
+    nearest = {True: np.full(len(pxy), np.inf), False: np.full(len(pxy), np.inf)}
     if points is not None:
         for k, (a, b) in enumerate(segments):
-            pa, pb = points[a], points[b]
-            if R.missing(pa) or R.missing(pb):
-                continue
-            is_left = k >= half
-            best[is_left] = np.minimum(best[is_left], _segment_distance(pxy, pa, pb))
-    found = np.isfinite(best[True]) | np.isfinite(best[False])
-    if found.all():
-        return np.asarray(best[True] < best[False], bool)
-    # No skeleton for either side: the person faces the camera, so their left is the
-    # picture's right of the body's midline.
-    mid = float(pxy[:, 0].mean())
-    return np.where(found, best[True] < best[False], pxy[:, 0] >= mid)
-
-
-def _segment_distance(pxy: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
-    ab = b - a
-    denom = float(ab @ ab)
-    ap = pxy - a
-    t = np.clip(ap @ ab / denom, 0.0, 1.0) if denom > 0 else np.zeros(len(pxy))
-    d = ap - t[:, None] * ab
-    return np.einsum("ij,ij->i", d, d)
+            if not (R.missing(points[a]) or R.missing(points[b])):
+                d = _segment_distances(pxy, points[a], points[b])
+                np.minimum(nearest[k >= half], d, out=nearest[k >= half])
+    if np.isfinite(nearest[True]).all() and np.isfinite(nearest[False]).all():
+        return np.asarray(nearest[True] < nearest[False], bool)
+    # Without both limbs: the person faces the camera, so their left is the picture's
+    # right of the pixels' midline.
+    return np.asarray(pxy[:, 0] >= pxy[:, 0].mean(), bool)
 
 
 _ARM_SEGMENTS = ((2, 3), (3, 4), (5, 6), (6, 7))
@@ -259,7 +249,7 @@ def labels_from_parsing(
     ):
         sideless = out == role
         if sideless.any():
-            out[sideless] = _side_split(sideless, points, segs, left, right)[sideless]
+            out[sideless] = _side_split(sideless, points, segs, (left, right))[sideless]
     return out, bool((roles == R.NECK).any())
 
 
@@ -304,7 +294,7 @@ def _split_body(body: BoolArray, points: FloatArray | None, hip_row: int) -> npt
         if not R.missing(points[1]) and hips:
             segs.append((points[1], np.mean(hips, axis=0), R.NECK))
     if segs:
-        dist = np.stack([_segment_distance(pxy, a, b) for a, b, _ in segs])
+        dist = np.stack([_segment_distances(pxy, a, b) for a, b, _ in segs])
         parts = np.array([p for _, _, p in segs], np.int16)[dist.argmin(axis=0)]
     else:
         # no skeleton: skin below the hip line is legs, the rest neck and torso
@@ -330,8 +320,6 @@ def labels_from_masks(
     ms: MaskSet, points: FloatArray | None, work_size: tuple[int, int], level: int
 ) -> npt.NDArray[np.int16]:
     """The 12 service classes as an ootd label map at the working size."""
-    from ._body import _frame
-
     w, h = work_size
     rows = R.nearest_indices(ms.shape[0], h)
     cols = R.nearest_indices(ms.shape[1], w)

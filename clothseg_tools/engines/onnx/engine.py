@@ -93,6 +93,7 @@ class OnnxEngine(Engine):
     """
 
     name = "onnx"
+    thread_safe = True  # one onnxruntime session; its run() may be called concurrently
 
     def __init__(
         self,
