@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import limits
-from ..errors import ImageTooLargeError, ShapeMismatchError
+from ..errors import ImageDecodeError, ImageTooLargeError, ShapeMismatchError
 from ._source import ExportItem
 
 __all__ = ["ExportSummary", "photo_size", "place_photo", "staged_folder"]
@@ -76,8 +76,6 @@ def staged_folder(target: str | os.PathLike[str], *, overwrite: bool = False) ->
 def photo_size(path: Path) -> tuple[int, int]:
     """(width, height) from the image header, without decoding the pixels."""
     from PIL import Image, UnidentifiedImageError
-
-    from ..errors import ImageDecodeError
 
     try:
         with Image.open(path) as image:

@@ -48,7 +48,7 @@ import numpy.typing as npt
 from .. import limits
 from .._io import atomic_open
 from ..classes import CLASSES, LABEL_PRIORITY, canonical_class
-from ..errors import LabelFormatError, UnsafeZipError
+from ..errors import LabelFormatError, ShapeMismatchError, UnsafeZipError
 from ._dataset import ExportSummary, photo_size, staged_folder
 from ._labeled import LabeledItem, labeled_item
 from ._source import iter_items, semantic_labels
@@ -210,8 +210,6 @@ def _write(
 
 
 def photo_size_matches(photo: Path, shape: tuple[int, ...], name: str) -> None:
-    from ..errors import ShapeMismatchError
-
     w, h = photo_size(photo)
     if (h, w) != tuple(shape):
         raise ShapeMismatchError(

@@ -30,7 +30,7 @@ from ...classes import CLASSES
 from ...errors import ConfigurationError
 from ...masks import MaskSet
 from ..base import Engine, EngineOutput
-from .models import observe, release_thread_models
+from .models import observe, release_thread_models, thread_models
 from .parsing import LEAVES, Parsing, parse
 from .refine import GuidedUpsampler, to_uint8
 
@@ -216,8 +216,6 @@ def detect_keypoints(
     dict or None
         As ``EngineOutput.keypoints``; ``None`` when no person is found.
     """
-    from .models import thread_models
-
     work = _downscale(image, size)
     out = thread_models().pose.process(work)
     if out.pose_landmarks is None:
