@@ -40,7 +40,7 @@ _EXPORTS: dict[str, str] = {
     "Parsing": "parsing",
     # decoding
     "decode_mask": "decode",
-    "decode_masks": "decode",
+    "decode_masks": "masks",
     "read_mask_zip": "zipmasks",
     "group_parts": "zipmasks",
     # vectorized core
@@ -197,7 +197,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see plain imports
     from .classes import CLASS_TYPES, CLASSES, PALETTE
     from .composite import cutout, estimate_foreground, overlay, replace_background
     from .contract import Options
-    from .decode import decode_mask, decode_masks
+    from .decode import decode_mask
     from .engines import get_engine
     from .errors import (
         APIError,
@@ -239,7 +239,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see plain imports
         match_labelset,
         register_labelset,
     )
-    from .masks import MaskSet
+    from .masks import MaskSet, decode_masks
     from .ops import clean, feather, label_map, masks_from_labels, merge, resize_mask, threshold
     from .parsing import Parsing
     from .stats import Coverage, coverage, coverage_table, dice, iou, summarize

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import ShapeMismatchError
+from .inputs import read_image, scale_deep_image
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -92,16 +93,12 @@ def as_image(image: Any, *, name: str = "image", allow_alpha: bool = True) -> np
     from PIL import Image
 
     if isinstance(image, (str, os.PathLike)):
-        from .decode import read_image
-
         image = read_image(image)
     if isinstance(image, Image.Image):
         if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-            from .decode import mask_from_image
-
             # Pillow's own conversion clips 16-bit and float data to 255; scale it
             # the way masks are scaled instead.
-            image = Image.fromarray(mask_from_image(image))
+            image = Image.fromarray(scale_deep_image(image))
         has_alpha = "A" in image.getbands() or "transparency" in image.info
         mode = "RGBA" if (has_alpha and allow_alpha) else "RGB"
         if image.mode != mode:

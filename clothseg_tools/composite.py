@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import _foreground
 from ._convert import as_image, as_mask, check_same_shape
 from .classes import CLASSES, LABEL_PRIORITY, class_color
 from .masks import MaskSet
@@ -443,7 +444,6 @@ def estimate_foreground(
     >>> err(img), err(estimate_foreground(img, a))
     (107, 0)
     """
-    from . import _foreground
 
     if method not in ("multilevel", "blur_fusion"):
         raise ValueError(f"method must be 'multilevel' or 'blur_fusion', got {method!r}.")

@@ -34,7 +34,9 @@ from .batch.coverage import stats_job, write_dataset_stats
 from .batch.post import cutout_job, labelmap_job, overlay_job
 from .batch.runner import available_cpus
 from .batch.segment import segment_batch
+from .engines.replay import PARTS_DIR, ReplayEngine, record
 from .masks import MaskSet
+from .report import build_report
 
 if TYPE_CHECKING:
     from .engines.base import Engine
@@ -197,7 +199,6 @@ def replay_recordings(
     >>> all(engine.has_record(p.read_bytes()) for p in photos)
     True
     """
-    from .engines.replay import PARTS_DIR, record
 
     base = Path(photos_dir)
     for photo in photos:
@@ -258,7 +259,6 @@ def run_demo(
     EngineUnavailableError
         The local engine's extra is not installed (the message says how to install it).
     """
-    from .report import build_report
 
     workers = workers or available_cpus()
     base = Path(out)
@@ -272,8 +272,6 @@ def run_demo(
     photos = sample_photos(photos_dir)
     replayed = engine == "local" and not _local_engine_installed()
     if replayed:
-        from .engines.replay import ReplayEngine
-
         say(REPLAY_NOTICE)
         engine = ReplayEngine(replay_recordings(photos_dir, photos, base / "replay"))
     items = discover_inputs([photos_dir])

@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "INPUT_FORMATS",
     "INPUT_EXTENSIONS",
+    "MASK_FORMATS",
     "MAX_FILE_BYTES",
     "MAX_MASK_BYTES",
     "MAX_PIXELS",
@@ -39,6 +40,9 @@ RESULT_TTL_SECONDS: int = 3600
 #: Pillow format names of the input formats API.md lists (jpg, jpeg, jfif -> JPEG;
 #: bmp, bitmap -> BMP; tiff, tif, lzw -> TIFF; raw/rgb -> SGI ``.rgb``).
 INPUT_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "BMP", "WEBP", "TIFF", "SGI"})
+
+#: Pillow formats a mask may come in (API.md sends PNG; the rest are read as well).
+MASK_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
 
 #: File extensions a folder scan treats as input images.
 INPUT_EXTENSIONS: frozenset[str] = frozenset(

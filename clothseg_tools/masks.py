@@ -22,17 +22,22 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from . import limits
 from ._convert import as_mask
-from ._io import atomic_write_json, write_png
-from .classes import class_color
+from ._io import WrittenFolder, encode_png, json_bytes, write_hashed
+from .classes import CLASSES, class_color
+from .decode import DEFAULT_TIMEOUT, decode_stack, read_mask_file
 from .errors import MaskDecodeError, ShapeMismatchError
 
-__all__ = ["INDEX_NAME", "MaskSet"]
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["INDEX_NAME", "MaskSet", "decode_masks"]
 
 #: Name of the JSON index that ``MaskSet.save`` writes beside the PNGs.
 INDEX_NAME = "masks.json"
@@ -301,7 +306,7 @@ class MaskSet(Mapping[str, "npt.NDArray[np.uint8]"]):
 
     # -- I/O ------------------------------------------------------------------------
 
-    def save(self, folder: str | os.PathLike[str]) -> Path:
+    def save(self, folder: str | os.PathLike[str]) -> WrittenFolder:
         """Write one grayscale PNG per class and a ``masks.json`` index into ``folder``.
 
         Every file is written atomically; the index is written last, so a folder
@@ -309,35 +314,37 @@ class MaskSet(Mapping[str, "npt.NDArray[np.uint8]"]):
 
         Returns
         -------
-        pathlib.Path
-            The folder.
+        WrittenFolder
+            The folder (a :class:`pathlib.Path`); its ``files`` map each file written
+            to its SHA-256.
 
         Examples
         --------
         >>> import tempfile
         >>> ms = MaskSet({"tops": np.eye(3, dtype=bool)})
         >>> d = ms.save(tempfile.mkdtemp())
+        >>> sorted(d.files)
+        ['masks.json', 'tops.png']
         >>> MaskSet.load(d) == ms
         True
         """
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         files = {}
+        written = {}
         for name in self._names:
             fname = f"{_safe_file_stem(name)}.png"
-            write_png(out / fname, self[name])
+            written[fname] = write_hashed(out / fname, encode_png(self[name]))
             files[name] = fname
-        atomic_write_json(
-            out / INDEX_NAME,
-            {
-                "format": "clothseg-maskset",
-                "version": 1,
-                "shape": list(self.shape),
-                "classes": list(self._names),
-                "files": files,
-            },
-        )
-        return out
+        index = {
+            "format": "clothseg-maskset",
+            "version": 1,
+            "shape": list(self.shape),
+            "classes": list(self._names),
+            "files": files,
+        }
+        written[INDEX_NAME] = write_hashed(out / INDEX_NAME, json_bytes(index))
+        return WrittenFolder.of(out, written)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> MaskSet:
@@ -353,9 +360,6 @@ class MaskSet(Mapping[str, "npt.NDArray[np.uint8]"]):
         MaskDecodeError
             A PNG cannot be decoded.
         """
-        from .classes import CLASSES
-        from .decode import read_mask_file
-
         src = Path(folder)
         if not src.is_dir():
             raise FileNotFoundError(f"No such mask folder: {src}")
@@ -426,9 +430,73 @@ class MaskSet(Mapping[str, "npt.NDArray[np.uint8]"]):
 
     def _repr_png_(self) -> bytes:
         """PNG shown by Jupyter: the classes in palette colours."""
-        from ._io import encode_png
-
         return encode_png(self.to_rgb(max_side=1024))
+
+
+def decode_masks(
+    mapping: Mapping[str, Any],
+    *,
+    workers: int = 4,
+    session: requests.Session | None = None,
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    max_bytes: int = limits.MAX_MASK_BYTES,
+    max_pixels: int | None = limits.MAX_PIXELS,
+    shape: tuple[int, int] | None = None,
+    allow_paths: bool = True,
+) -> MaskSet:
+    """Decode many mask values at once, in threads, into one :class:`MaskSet`.
+
+    Downloads run concurrently, and so does decoding: Pillow releases the GIL while
+    it inflates and unfilters. Masks are decoded straight into the MaskSet's stack
+    (:func:`clothseg_tools.decode.decode_stack`).
+
+    Parameters
+    ----------
+    mapping
+        Class name -> mask value (anything :func:`~clothseg_tools.decode.decode_mask`
+        accepts). Order is kept.
+    workers
+        Threads to use; 1 decodes in the calling thread.
+    session, timeout, max_bytes, max_pixels, allow_paths
+        As for :func:`~clothseg_tools.decode.decode_mask`.
+    shape
+        Expected (H, W) of every mask (the source image's size), if known. Required
+        when ``mapping`` is empty.
+
+    Returns
+    -------
+    MaskSet
+        The masks in ``mapping`` order.
+
+    Raises
+    ------
+    ShapeMismatchError
+        Two masks (or a mask and ``shape``) differ in size; both are named.
+    MaskDecodeError, ResultExpiredError, APIConnectionError
+        As for :func:`~clothseg_tools.decode.decode_mask`; the first failing class (in
+        mapping order) is reported.
+
+    Examples
+    --------
+    >>> import base64
+    >>> png = encode_png(np.full((2, 3), 255, np.uint8))
+    >>> ms = decode_masks({"tops": base64.b64encode(png).decode(), "hair": png})
+    >>> ms.classes, ms.shape
+    (('tops', 'hair'), (2, 3))
+    """
+    names, stack = decode_stack(
+        mapping,
+        workers=workers,
+        session=session,
+        timeout=timeout,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        shape=shape,
+        allow_paths=allow_paths,
+    )
+    if not names:
+        return MaskSet({}, shape=(stack.shape[1], stack.shape[2]))
+    return MaskSet.from_stack(stack, names)
 
 
 def _safe_file_stem(name: str) -> str:

@@ -34,7 +34,12 @@ import numpy.typing as npt
 from ._io import atomic_write_bytes
 from .batch.discover import BatchItem, require_results
 from .batch.manifest import read_manifest
+from .batch.post import load_photo, result_masks, wearable_classes
 from .classes import CLASSES, LABEL_PRIORITY, class_color
+from .composite import cutout, overlay
+from .ops import label_map, merge, resize_mask
+from .result import SegmentationResult
+from .stats import Coverage, coverage, summarize
 
 __all__ = [
     "REPORT_FILES",
@@ -274,9 +279,7 @@ def _outlined(photo: npt.NDArray[np.uint8], labels: npt.NDArray[np.integer[Any]]
     """The review overlay: a light fill and a 2-pixel outline in each class's colour,
     ringed in near-black, so every region stays visible whatever its garment's colour
     (a red top under the red ``tops`` fill still shows its outline on the dark ring)."""
-    from scipy import ndimage as ndi
-
-    from .composite import overlay
+    from scipy import ndimage as ndi  # lazy: scipy loads when a report is drawn
 
     picture = overlay(photo, labels, classes=names, alpha=0.35, outline=2)
     inside = labels > 0
@@ -310,11 +313,6 @@ def _render_entry(
     item: BatchItem, index: int, files_dir: Path, page_dir: Path, root: Path, thumb_size: int
 ) -> _Entry:
     """Load one result and write its pictures; problems are shown, never raised."""
-    from .batch.post import load_photo, result_masks, wearable_classes
-    from .composite import cutout
-    from .ops import label_map, merge, resize_mask
-    from .result import SegmentationResult
-    from .stats import coverage
 
     folder = Path(item.source)
     entry = _Entry(key=item.key, folder=folder)
@@ -504,7 +502,6 @@ _PER_IMAGE_BARS = 12
 
 
 def _charts(entries: Sequence[_Entry], columns: Sequence[str]) -> str:
-    from .stats import Coverage, summarize
 
     per_image = {
         e.key: {c: Coverage(0, f, None, None) for c, f in e.fractions.items()}

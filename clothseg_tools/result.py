@@ -1,6 +1,8 @@
 """``SegmentationResult``: one segmented image, and the folder it is saved as.
 
-The client (:mod:`clothseg_tools.api`), the CLI and the exports share one on-disk layout::
+This module alone writes, reads, verifies and finds result folders; the client, the
+batch runner, the exports and the report go through it. The layout (file names in
+:data:`LAYOUT`)::
 
     <folder>/masks.json + <class>.png          MaskSet.save(folder)
     <folder>/parts/masks.json + <part>.png     only when there are parts
@@ -10,10 +12,13 @@ The client (:mod:`clothseg_tools.api`), the CLI and the exports share one on-dis
     <folder>/result.json                       written last: its presence = complete
                                                (also the options, notes and, from
                                                engines with a pose, its keypoints)
+    <folder>/.saving                           only while a save runs
 
 Every file is written atomically and ``result.json`` holds the SHA-256 of every file the
 result wrote, so a resumed batch can trust a folder that has a ``result.json`` and
-:meth:`SegmentationResult.load` can tell a damaged folder from a good one.
+:meth:`SegmentationResult.load` can tell a damaged folder from a good one. A folder
+written by :meth:`MaskSet.save <clothseg_tools.masks.MaskSet.save>` alone (no
+``result.json``, no save under way) is a result folder too: its masks, no metadata.
 
 Examples
 --------
@@ -33,18 +38,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._io import atomic_write_json
+from ._io import WrittenFolder, atomic_write_bytes, json_bytes, sha256_file, write_hashed
 from .classes import classes_for_type
 from .contract import check_options
-from .errors import MaskDecodeError
+from .errors import MaskDecodeError, ShapeMismatchError
+from .inputs import open_photo
 from .labelsets import LABELSETS, LabelSet
 from .masks import INDEX_NAME, MaskSet
 from .parsing import Parsing
@@ -54,20 +59,32 @@ if TYPE_CHECKING:
     from .engines.base import Engine
 
 __all__ = [
+    "LAYOUT",
     "PARSING_NAME",
     "PARTS_DIR",
     "RESULT_FORMAT",
     "RESULT_NAME",
     "SegmentationResult",
+    "find_results",
+    "is_result_folder",
     "segment_with_engine",
 ]
 
+#: The files and folders of a result folder, by role: the one table of their names.
+#: A new kind of file in a result folder gets a row here.
+LAYOUT: dict[str, str] = {
+    "result": "result.json",  # metadata and checksums; written last, present = complete
+    "masks": INDEX_NAME,  # index of the class masks (a MaskSet folder)
+    "parts": "parts",  # MaskSet sub-folder of the per-garment parts
+    "parsing": "parsing.png",  # the fine parsing's index PNG (its label set in result.json)
+    "saving": ".saving",  # present while a save runs: the folder is not a result yet
+}
 #: Name of the file that marks a complete result folder.
-RESULT_NAME = "result.json"
+RESULT_NAME = LAYOUT["result"]
 #: Sub-folder of the per-garment instance masks.
-PARTS_DIR = "parts"
+PARTS_DIR = LAYOUT["parts"]
 #: The index PNG of the fine parsing, when there is one.
-PARSING_NAME = "parsing.png"
+PARSING_NAME = LAYOUT["parsing"]
 #: ``format`` field of ``result.json``.
 RESULT_FORMAT = "clothseg-result"
 _VERSION = 1
@@ -75,20 +92,6 @@ _VERSION = 1
 #: Placeholder default of ``SegmentationResult.parts``; replaced by an empty set of the
 #: masks' shape in ``__post_init__``.
 _NO_PARTS = MaskSet({}, shape=(0, 0))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _maskset_files(folder: Path, prefix: str = "") -> list[str]:
-    """Files (relative to the result folder) a saved MaskSet consists of, index last."""
-    index = json.loads((folder / INDEX_NAME).read_text(encoding="utf-8"))
-    return [prefix + f for f in index.get("files", {}).values()] + [prefix + INDEX_NAME]
 
 
 @dataclasses.dataclass
@@ -143,16 +146,12 @@ class SegmentationResult:
         elif not isinstance(parts, MaskSet):
             self.parts = MaskSet(parts, shape=self.masks.shape)
         if len(self.parts) and self.parts.shape != self.masks.shape:
-            from .errors import ShapeMismatchError
-
             raise ShapeMismatchError(
                 f"parts have shape {self.parts.shape} but masks have shape {self.masks.shape}; "
                 "both must be at the source image's size."
             )
         self.notes = tuple(self.notes)
         if self.parsing is not None and self.parsing.shape != self.masks.shape:
-            from .errors import ShapeMismatchError
-
             raise ShapeMismatchError(
                 f"parsing has shape {self.parsing.shape} but masks have shape "
                 f"{self.masks.shape}; both must be at the source image's size."
@@ -200,32 +199,36 @@ class SegmentationResult:
             "checksums": dict(checksums or {}),
         }
 
-    def save(self, folder: str | os.PathLike[str]) -> Path:
+    def save(self, folder: str | os.PathLike[str]) -> WrittenFolder:
         """Write the masks, the parts and ``result.json`` into ``folder``.
 
         Every file is written atomically; ``result.json`` is removed first and written
-        last, so a folder that has one is complete even if an earlier save crashed.
+        last, so a folder that has one is complete even if an earlier save crashed
+        (whose temporary files are removed).
 
         Returns
         -------
-        pathlib.Path
-            The folder.
+        WrittenFolder
+            The folder (a :class:`pathlib.Path`). Its ``files`` map every file written,
+            ``result.json`` included, to its SHA-256, hashed while writing.
         """
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
+        _clear_leftovers(out)
+        saving = out / LAYOUT["saving"]
         with contextlib.suppress(FileNotFoundError):
             (out / RESULT_NAME).unlink()
-        self.masks.save(out)
-        files = _maskset_files(out)
+        atomic_write_bytes(saving, b"")
+        files = dict(self.masks.save(out).files)
         if len(self.parts):
-            self.parts.save(out / PARTS_DIR)
-            files += _maskset_files(out / PARTS_DIR, prefix=f"{PARTS_DIR}/")
+            written = self.parts.save(out / PARTS_DIR).files
+            files.update((f"{PARTS_DIR}/{name}", sha) for name, sha in written.items())
         if self.parsing is not None:
             self.parsing.save(out / PARSING_NAME)
-            files.append(PARSING_NAME)
-        checksums = {name: _sha256(out / name) for name in files}
-        atomic_write_json(out / RESULT_NAME, self.to_json(checksums))
-        return out
+            files[PARSING_NAME] = sha256_file(out / PARSING_NAME)
+        files[RESULT_NAME] = write_hashed(out / RESULT_NAME, json_bytes(self.to_json(files)))
+        saving.unlink()
+        return WrittenFolder.of(out, files)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], *, verify: bool = True) -> SegmentationResult:
@@ -244,9 +247,18 @@ class SegmentationResult:
             No ``result.json``: the folder is not a result, or its save did not finish.
         MaskDecodeError
             ``result.json`` is invalid, or a file's checksum does not match.
+        ShapeMismatchError
+            ``result.json`` records another image size than the masks have.
+
+        Notes
+        -----
+        A folder written by ``MaskSet.save`` alone loads as a result with its masks,
+        its ``parts/`` if there is one, and no metadata.
         """
         src = Path(folder)
         meta_path = src / RESULT_NAME
+        if not meta_path.is_file() and is_result_folder(src):
+            return cls._from_maskset_folder(src)
         if not meta_path.is_file():
             raise FileNotFoundError(
                 f"{src} has no {RESULT_NAME}: it is not a saved result, or saving it did not "
@@ -272,15 +284,16 @@ class SegmentationResult:
         if verify:
             for name, expected in checksums.items():
                 path = src / name
-                if not path.is_file() or _sha256(path) != expected:
+                if not path.is_file() or sha256_file(path) != expected:
                     raise MaskDecodeError(
                         f"{path} is missing or does not match the checksum in {RESULT_NAME}; "
                         "the folder was changed or damaged. Segment the image again."
                     )
         masks = MaskSet.load(src)
-        parts = (
-            MaskSet.load(src / PARTS_DIR) if meta.get("parts") else MaskSet({}, shape=masks.shape)
-        )
+        _check_image_size(meta.get("image_size"), masks.shape, meta_path)
+        # "parts" lists them; a result.json written by hand may leave it out
+        has_parts = meta.get("parts") if "parts" in meta else (src / PARTS_DIR).is_dir()
+        parts = MaskSet.load(src / PARTS_DIR) if has_parts else MaskSet({}, shape=masks.shape)
         parsing = None if labelset is None else Parsing.load(src / PARSING_NAME, labelset)
         return cls(
             masks=masks,
@@ -294,6 +307,109 @@ class SegmentationResult:
             keypoints=keypoints,
             parsing=parsing,
         )
+
+    @classmethod
+    def _from_maskset_folder(cls, src: Path) -> SegmentationResult:
+        masks = MaskSet.load(src)
+        parts_dir = src / PARTS_DIR
+        has_parts = (parts_dir / INDEX_NAME).is_file()
+        parts = MaskSet.load(parts_dir) if has_parts else MaskSet({}, shape=masks.shape)
+        return cls(masks=masks, parts=parts)
+
+
+def _clear_leftovers(folder: Path) -> None:
+    """Remove temporary files a killed save left mid-write (they are never outputs)."""
+    for sub in (folder, folder / PARTS_DIR):
+        with contextlib.suppress(OSError):
+            for entry in sub.iterdir():
+                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        entry.unlink()
+
+
+def _check_image_size(size: Any, shape: tuple[int, int], meta_path: Path) -> None:
+    if not size:
+        return
+    try:
+        wh = (int(size[0]), int(size[1]))
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise MaskDecodeError(f"{meta_path} is not a valid result file ({exc}).") from exc
+    h, w = shape
+    if wh != (w, h):
+        raise ShapeMismatchError(
+            f"{meta_path.parent.name}: {RESULT_NAME} records image size {list(wh)} "
+            f"(width, height) but the masks are {w} x {h}; the folder is inconsistent."
+        )
+
+
+# -- finding result folders ------------------------------------------------------------
+
+
+def is_result_folder(folder: str | os.PathLike[str]) -> bool:
+    """True for a folder holding a saved result.
+
+    That is a folder with ``result.json``, or one written by ``MaskSet.save`` (its
+    ``masks.json``) where no save is under way.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> d = tempfile.mkdtemp()
+    >>> is_result_folder(d)
+    False
+    >>> _ = MaskSet({"tops": np.eye(2, dtype=bool)}).save(d)
+    >>> is_result_folder(d)
+    True
+    """
+    here = Path(folder)
+    if (here / RESULT_NAME).is_file():
+        return True
+    return (here / INDEX_NAME).is_file() and not (here / LAYOUT["saving"]).exists()
+
+
+def find_results(
+    root: str | os.PathLike[str], *, exclude: Iterable[str | os.PathLike[str]] = ()
+) -> list[Path]:
+    """Every result folder at or below ``root``, at any depth, sorted by relative path.
+
+    Folders whose names start with ``.`` are not searched, nor the ``parts`` folder of
+    a result, nor the folders in ``exclude``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root`` is not a folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> root = Path(tempfile.mkdtemp())
+    >>> ms = MaskSet({"tops": np.eye(2, dtype=bool)})
+    >>> _ = SegmentationResult(ms).save(root / "shoot" / "a")
+    >>> _ = ms.save(root / "b")
+    >>> [p.relative_to(root).as_posix() for p in find_results(root)]
+    ['b', 'shoot/a']
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise FileNotFoundError(f"No such result folder: {base}")
+    skip = {Path(p).resolve() for p in exclude}
+    found: list[Path] = []
+    for dirpath, dirnames, _ in os.walk(base):
+        here = Path(dirpath)
+        is_result = is_result_folder(here)
+        if is_result:
+            found.append(here)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".")
+            and not (is_result and d == PARTS_DIR)
+            and not (skip and (here / d).resolve() in skip)
+        )
+    return sorted(found, key=lambda p: p.relative_to(base).as_posix())
 
 
 def _stored_labelset(entry: Any) -> LabelSet | None:
@@ -386,28 +502,26 @@ def segment_with_engine(
     >>> res.masks.classes, res.parts.classes, res.shape
     (('clothes', 'tops', 'bottoms', 'dress', 'acc'), ('tops_0',), (4, 6))
     """
-    from .inputs import decode_input_image, load_input
-
     opts = check_options(
         class_type=class_type, output_type=output_type, detail_mode=detail_mode, quality=quality
     )
     start = time.perf_counter()
-    data, filename = load_input(image)
-    pixels = decode_input_image(data)
+    # checked and decoded once; an array is encoded only for an engine keyed on bytes
+    photo = open_photo(image, need_bytes=bool(getattr(engine, "keys_on_bytes", False)))
     decoded = time.perf_counter()
     out = engine.segment(
-        pixels,
+        photo.pixels,
         classes=classes_for_type(opts["class_type"]),
         detail_mode=opts["detail_mode"],
         quality=opts["quality"],
-        image_bytes=data,
+        image_bytes=photo.data,
     )
     done = time.perf_counter()
     shape = out.masks.shape
     masks = out.masks if opts["output_type"] in (1, 3) else MaskSet({}, shape=shape)
     parts = MaskSet(out.parts if opts["output_type"] in (2, 3) else {}, shape=shape)
     if source is None:
-        source = str(image) if isinstance(image, (str, os.PathLike)) else filename
+        source = str(image) if isinstance(image, (str, os.PathLike)) else photo.filename
     return SegmentationResult(
         masks=masks,
         parts=parts,

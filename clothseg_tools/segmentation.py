@@ -16,8 +16,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .contract import KEY_ENV, REPLAY_DIR_ENV, URL_ENV
+from . import engines
+from .contract import KEY_ENV, REPLAY_DIR_ENV, URL_ENV, check_options
 from .errors import ConfigurationError, EngineUnavailableError, install_hint
+from .result import segment_with_engine
 
 if TYPE_CHECKING:
     from .engines.base import Engine
@@ -57,9 +59,7 @@ def choose_engine(engine: str | None = "auto", *, api_key: str | None = None) ->
         return str(engine)
     if api_key or os.environ.get(KEY_ENV):
         return REMOTE
-    from .engines import default_engine_name
-
-    name = default_engine_name()
+    name = engines.default_engine_name()
     if name != "local" and not os.environ.get(REPLAY_DIR_ENV):
         # without a key the local engine is the only one that needs nothing more
         raise EngineUnavailableError(
@@ -141,14 +141,10 @@ def segment(
     >>> result.engine, result.masks.classes
     ('top-half', ('hair', 'face', 'head', 'body'))
     """
-    from .contract import check_options
-    from .engines import Engine, get_engine
-    from .result import segment_with_engine
-
     options: dict[str, Any] = check_options(
         class_type=class_type, output_type=output_type, detail_mode=detail_mode, quality=quality
     )
-    if isinstance(engine, Engine):
+    if isinstance(engine, engines.Engine):
         return segment_with_engine(engine, image, **options)
     name = choose_engine(engine, api_key=api_key)
     if name == REMOTE:
@@ -157,12 +153,13 @@ def segment(
                 f"The service takes no engine options ({', '.join(sorted(engine_options))}); "
                 "pass engine='local' (or another engine) to use them."
             )
+        # lazy: the client pulls in requests
         from .api import Client
 
         call: dict[str, Any] = {} if timeout is None else {"timeout": float(timeout)}
         with Client(api_key=api_key, base_url=base_url) as client:
             return client.segment(image, **options, **call)
-    built = get_engine(name, **engine_options)
+    built = engines.get_engine(name, **engine_options)
     try:
         return segment_with_engine(built, image, **options)
     finally:

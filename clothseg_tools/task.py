@@ -39,6 +39,7 @@ __all__ = [
     "redact_url",
 ]
 
+
 def parse_int(value: Any, *, field: str) -> int | None:
     """Read an integer sent as a number or a numeric string; ``None``/``""`` give ``None``.
 

@@ -2,9 +2,11 @@
 
 The graph is built from the source with :mod:`ast`, so it sees every import, at module
 level and inside functions alike, without importing anything. Imports under
-``if TYPE_CHECKING:`` are left out (they never run). An import inside a function that
-only keeps ``import clothseg_tools`` light says so with a ``# lazy:`` comment on its line
-(or the line above) and is left out of the cycle check, never out of the layer check.
+``if TYPE_CHECKING:`` are left out (they never run), and so are the imports of a
+module-level ``__getattr__`` (PEP 562), which only keep an old public name importable
+from its old module. An import inside a function that only keeps ``import
+clothseg_tools`` light says so with a ``# lazy:`` comment on its line (or the line above)
+and is left out of the cycle check, never out of the layer check.
 """
 
 from __future__ import annotations
@@ -69,18 +71,13 @@ LAYERS: dict[str, int] = {
 FORBIDDEN: tuple[tuple[str, str], ...] = (("engines", "api"), ("engines", "server"))
 
 
-#: Arrows the split of photo opening (inputs) from mask decoding (decode) removes; none
-#: may be added.
-KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset({("decode", "masks")})
-KNOWN_CYCLES: tuple[list[str], ...] = (["_convert", "decode", "masks"],)
-
-
 @dataclasses.dataclass(frozen=True)
 class Edge:
     source: str  # dotted module name without the package prefix ("api._client")
     target: str  # the imported module ("" is the package root)
     line: int
     lazy: bool  # inside a function, marked "# lazy:" to keep the package import light
+    in_function: bool
 
 
 def _module_name(path: Path) -> tuple[str, bool]:
@@ -111,6 +108,15 @@ def _type_checking_lines(tree: ast.AST) -> set[int]:
                     for sub in ast.walk(child):
                         if hasattr(sub, "lineno"):
                             lines.add(sub.lineno)
+    return lines
+
+
+def _alias_lines(tree: ast.Module) -> set[int]:
+    """Lines of a module-level ``__getattr__``: re-exports of old names, not dependencies."""
+    lines: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
+            lines.update(sub.lineno for sub in ast.walk(node) if hasattr(sub, "lineno"))
     return lines
 
 
@@ -155,24 +161,33 @@ def parsed(name: str) -> tuple[ast.Module, tuple[str, ...]]:
     return ast.parse(source), tuple(source.splitlines())
 
 
+def _marked_lazy(lines: tuple[str, ...], lineno: int) -> bool:
+    """A ``# lazy:`` comment on the import's line or above its block of imports."""
+    if "# lazy:" in lines[lineno - 1]:
+        return True
+    i = lineno - 2
+    while i >= 0 and lines[i].lstrip().startswith(("from ", "import ")):
+        i -= 1
+    return i >= 0 and lines[i].strip().startswith("# lazy:")
+
+
 @functools.cache
 def edges() -> tuple[Edge, ...]:
     found: list[Edge] = []
     for name, path in modules().items():
         tree, lines = parsed(name)
-        skipped = _type_checking_lines(tree)
+        skipped = _type_checking_lines(tree) | _alias_lines(tree)
         in_function = _function_lines(tree)
         is_package = path.name == "__init__.py"
         for node in ast.walk(tree):
             if not isinstance(node, (ast.Import, ast.ImportFrom)) or node.lineno in skipped:
                 continue
-            here = lines[node.lineno - 1]
-            above = lines[node.lineno - 2] if node.lineno > 1 else ""
-            marked = "# lazy:" in here or above.strip().startswith("# lazy:")
-            lazy = marked and node.lineno in in_function
+            lazy = _marked_lazy(lines, node.lineno) and node.lineno in in_function
             for target in _targets(name, is_package, node):
                 if target != name:
-                    found.append(Edge(name, target, node.lineno, lazy))
+                    found.append(
+                        Edge(name, target, node.lineno, lazy, node.lineno in in_function)
+                    )
     return tuple(found)
 
 
@@ -205,8 +220,6 @@ def test_lower_layers_never_import_higher_ones() -> None:
         if not e.source or not e.target:
             continue
         low, high = layer_of(e.source), layer_of(e.target)
-        if (e.source, e.target) in KNOWN_UPWARD:
-            continue
         if low is not None and high is not None and high > low:
             bad.append(f"{e.source} (layer {low}) -> {e.target} (layer {high}), line {e.line}")
     assert not bad, "\n".join(bad)
@@ -270,8 +283,16 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def test_no_import_cycles() -> None:
-    cycles = [c for c in _cycles(import_graph()) if c not in KNOWN_CYCLES]
+    cycles = _cycles(import_graph())
     assert not cycles, f"import cycles: {cycles}"
+
+
+def test_imports_inside_functions_say_why() -> None:
+    unmarked = [f"{e.source}:{e.line}" for e in edges() if e.in_function and not e.lazy]
+    assert not unmarked, (
+        "import at module level, or mark the import '# lazy: <why>' when it keeps "
+        f"'import clothseg_tools' light: {unmarked}"
+    )
 
 
 def test_cycle_finder_finds_cycles() -> None:

@@ -25,6 +25,7 @@ from clothseg_tools import (  # noqa: E402
 )
 from clothseg_tools.errors import MaskDecodeError, ShapeMismatchError  # noqa: E402
 from clothseg_tools.export import cvat_labelmap, part_category  # noqa: E402
+from clothseg_tools.result import LAYOUT  # noqa: E402
 
 
 def coco_encode(mask):
@@ -383,6 +384,7 @@ def test_export_errors(tmp_path):
     with pytest.raises(ValueError, match="encoding"):
         export_coco([("a", ms)], tmp_path / "x.json", encoding="bitmap")
     ms.save(tmp_path / "half")  # no result.json: an interrupted save
+    (tmp_path / "half" / LAYOUT["saving"]).touch()
     with pytest.raises(FileNotFoundError, match=r"result\.json"):
         export_coco([tmp_path / "half"], tmp_path / "x.json")
     save_result(tmp_path / "bad", ms, source="a.jpg", size=(99, 99))

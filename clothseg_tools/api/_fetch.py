@@ -20,10 +20,12 @@ import numpy.typing as npt
 import requests
 
 from ..classes import canonical_class
+from ..decode import decode_mask, download
 from ..errors import MaskDecodeError, ShapeMismatchError
 from ..masks import MaskSet
 from ..result import SegmentationResult
 from ..task import Task
+from ..zipmasks import group_parts, read_mask_zip
 from ._upload import is_url
 
 __all__ = ["DOWNLOAD_THREADS", "download_result", "parts_from_zip"]
@@ -92,7 +94,6 @@ def download_result(
 def _decode_value(
     value: str, name: str, session: requests.Session, timeout: tuple[float, float]
 ) -> npt.NDArray[np.uint8]:
-    from ..decode import decode_mask
 
     # a value from the service never names a local file: the decoder itself refuses
     # paths, on the same normalised text it would read
@@ -102,7 +103,6 @@ def _decode_value(
 def _read_zip(
     value: str, session: requests.Session, timeout: tuple[float, float]
 ) -> dict[str, npt.NDArray[np.uint8]]:
-    from ..decode import download
 
     if is_url(value):
         data = download(value, session=session, timeout=timeout, what="mask ZIP")
@@ -122,7 +122,6 @@ def parts_from_zip(data: bytes) -> dict[str, npt.NDArray[np.uint8]]:
     >>> sorted(parts_from_zip(write_mask_zip({"tops/0.png": m, "tops/1.png": m, "dress-0.png": m})))
     ['dress_0', 'tops_0', 'tops_1']
     """
-    from ..zipmasks import group_parts, read_mask_zip
 
     parts: dict[str, npt.NDArray[np.uint8]] = {}
     for cls, members in group_parts(read_mask_zip(data)).items():

@@ -22,6 +22,7 @@ from requests.utils import requote_uri
 from ..contract import OPTION_NAMES, Secret, check_options, is_url
 from ..contract import redact_value as redact_url
 from ..errors import InvalidRequestError
+from ..inputs import check_image_bytes, load_input
 
 __all__ = [
     "OPTION_NAMES",
@@ -74,8 +75,6 @@ def load_upload(image: Any) -> tuple[bytes, str, str, tuple[int, int]]:
         the limit and the actual value).
     """
     from PIL import Image
-
-    from ..inputs import check_image_bytes, load_input
 
     data, filename = load_input(image)
     info = check_image_bytes(data, name=filename)  # header only: cheap the second time

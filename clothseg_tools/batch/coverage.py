@@ -55,6 +55,7 @@ def stats_job(
 
     See :func:`write_dataset_stats` for the dataset files made from them.
     """
+    # lazy: keeps the clothseg command's start-up fast
     from ..stats import coverage
 
     out = Path(out_dir)
@@ -90,6 +91,7 @@ def stats_job(
 
 
 def _coverage_from_dict(d: dict[str, Any]) -> Any:
+    # lazy: keeps the clothseg command's start-up fast
     from ..stats import Coverage
 
     return Coverage(
@@ -121,6 +123,7 @@ def write_dataset_stats(job: Job, items: Sequence[BatchItem]) -> tuple[Path, Pat
         from :func:`~clothseg_tools.summarize`, ``images``, ``failed``,
         ``per_image``). The summary is also written as ``stats_summary.csv``.
     """
+    # lazy: keeps the clothseg command's start-up fast
     from ..stats import COVERAGE_COLUMNS, coverage_table, summarize
 
     records = read_manifest(job.manifest_path)

@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .. import limits
+from .._io import non_regular_kind
 from ..contract import is_url, safe_source
 from ..errors import ConfigurationError
-from ..result import PARTS_DIR, RESULT_NAME
+from ..result import PARTS_DIR, RESULT_NAME, find_results
+from .manifest import manifest_path, read_manifest
 
 __all__ = [
     "BatchItem",
@@ -151,11 +153,27 @@ def _walk(
             d for d in dirnames if not d.startswith(".") and (here / d).resolve() not in exclude
         )
         for name in filenames:
-            if _is_image_name(name, extensions):
+            if name.startswith("."):
+                continue
+            odd = _not_regular(here / name)
+            if odd is not None:
+                skipped.append(SkippedInput(str(here / name), odd))
+            elif _is_image_name(name, extensions):
                 found.append(here / name)
-            elif not name.startswith("."):
+            else:
                 skipped.append(SkippedInput(str(here / name), _unsupported(name)))
     return sorted(found), sorted(skipped, key=lambda s: s.source)
+
+
+def _not_regular(path: Path) -> str | None:
+    """Why ``path`` is passed over when it is not a regular file (or a link to one).
+
+    A FIFO named like a photo would block its reader forever and a device may never
+    end, so discovery lists them as skipped, saying what they are, instead of making
+    them items.
+    """
+    kind = non_regular_kind(path)
+    return None if kind is None else f"{kind}, not a regular file"
 
 
 def _relative_key(path: Path, base: Path | None) -> str:
@@ -345,6 +363,10 @@ def _expand(
         return out, []
     if path.is_file():
         return [_Found(str(path.resolve()), _relative_key(path, None))], []
+    if os.path.lexists(path) and not _has_magic(text):
+        # a FIFO, socket, device or looping link named on purpose: an item, whose
+        # reading fails at once saying what it is (never "does not exist")
+        return [_Found(os.path.abspath(path), _relative_key(path, None))], []
     if _has_magic(text):
         return _expand_glob(text, exts, skip)
     raise InputNotFoundError(
@@ -369,10 +391,14 @@ def _expand_glob(
     skipped = []
     for match in sorted(glob.glob(expanded, recursive=True)):
         p = Path(match)
-        resolved = p.resolve()
-        if not p.is_file() or p.name.startswith("."):
+        if p.is_dir() or p.name.startswith("."):
             continue
+        resolved = _resolved(p)
         if any(s == resolved or s in resolved.parents for s in skip):
+            continue
+        odd = _not_regular(p)
+        if odd is not None:  # named as found: a link to /dev/zero is not "/dev/zero"
+            skipped.append(SkippedInput(os.path.abspath(p), odd))
             continue
         if not _is_image_name(p.name, exts):
             skipped.append(SkippedInput(str(resolved), _unsupported(p.name)))
@@ -384,6 +410,14 @@ def _expand_glob(
             f"{', '.join(sorted(exts))})."
         )
     return matches, skipped
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` resolved, or made absolute when it is a symbolic link that loops."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a loop, on Pythons before 3.13
+        return Path(os.path.abspath(path))
 
 
 def _suffix_hash(source: str) -> str:
@@ -451,7 +485,7 @@ def assign_keys(
 def discover_results(
     root: str | os.PathLike[str], *, exclude: Iterable[str | os.PathLike[str]] = ()
 ) -> list[BatchItem]:
-    """Every saved result folder (one holding ``result.json``) under ``root``.
+    """Every saved result folder under ``root`` (see :func:`clothseg_tools.result.find_results`).
 
     Parameters
     ----------
@@ -477,19 +511,10 @@ def discover_results(
             f"{os.fspath(root)!r} is not a folder; name the output folder of 'clothseg segment'."
         )
     base = base.resolve()
-    skip = {Path(p).resolve() for p in exclude}
-    items = []
-    for dirpath, dirnames, filenames in os.walk(base):
-        here = Path(dirpath)
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not d.startswith(".") and d != PARTS_DIR and (here / d) not in skip
-        )
-        if RESULT_NAME in filenames:
-            rel = here.relative_to(base).as_posix()
-            items.append(BatchItem(str(here), rel))
-    return sorted(items, key=lambda i: i.key)
+    return [
+        BatchItem(str(folder), folder.relative_to(base).as_posix())
+        for folder in find_results(base, exclude=exclude)
+    ]
 
 
 def no_results_message(root: str | os.PathLike[str]) -> str:
@@ -504,8 +529,6 @@ def no_results_message(root: str | os.PathLike[str]) -> str:
     >>> no_results_message(tempfile.mkdtemp()).endswith("run 'clothseg segment' first.")
     True
     """
-    from .manifest import manifest_path, read_manifest
-
     shown = os.fspath(root)
     manifest = manifest_path(root)
     failed = sum(r.get("status") == "failed" for r in read_manifest(manifest).values())

@@ -26,8 +26,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import limits
-from .._io import atomic_write_bytes, encode_png
-from ..classes import GARMENT_CLASSES, canonical_class
+from .._convert import as_image, check_same_shape
+from .._io import atomic_write_bytes, encode_png, read_regular_file
+from ..classes import CLASSES, GARMENT_CLASSES, LABEL_PRIORITY, canonical_class
+from ..decode import download
+from ..inputs import open_photo
 from ..masks import MaskSet
 from ..result import RESULT_NAME, SegmentationResult
 from .discover import BatchItem, is_url
@@ -149,9 +152,6 @@ def load_photo(
     ShapeMismatchError
         The photo's size differs from the masks' (it was replaced after segmenting).
     """
-    from .._convert import check_same_shape
-    from ..inputs import check_image_bytes, decode_input_image
-
     where = f" of {folder}" if folder is not None else ""
     source = result.source
     if not source:
@@ -162,19 +162,18 @@ def load_photo(
                 f"The photo{where} came from a signed link that was not kept; "
                 "segment a local copy to post-process it."
             )
-        from ..decode import download
 
         data = download(source, max_bytes=limits.MAX_FILE_BYTES, what="image")
     else:
         path = Path(source)
-        if not path.is_file():
+        try:
+            data = read_regular_file(path)
+        except FileNotFoundError:
             raise FileNotFoundError(
                 f"The photo {source} of the result{where} is no longer there; put it back "
                 "or segment it again from its new place."
-            )
-        data = path.read_bytes()
-    check_image_bytes(data, name=Path(source).name)
-    photo = decode_input_image(data)
+            ) from None
+    photo = open_photo(data, name=Path(source).name).pixels  # checked and decoded once
     check_same_shape(result.shape, photo.shape, what="the masks", other="the photo")
     return photo
 
@@ -292,6 +291,7 @@ def merge_job(
     ``classes`` defaults to every wearable class in the result (garments, bag, shoes,
     accessories).
     """
+    # lazy: keeps the clothseg command's start-up fast
     from ..ops import merge
 
     def produce(item: BatchItem, result: SegmentationResult) -> npt.NDArray[np.uint8]:
@@ -318,7 +318,7 @@ def labelmap_job(
     the default, :data:`~clothseg_tools.classes.LABEL_PRIORITY`, keeps ``tops``,
     ``bottoms`` and ``dress`` visible inside ``clothes``.
     """
-    from ..classes import CLASSES, LABEL_PRIORITY
+    # lazy: keeps the clothseg command's start-up fast
     from ..export import save_label_png
     from ..ops import label_map
 
@@ -365,6 +365,7 @@ def cutout_job(
     ``decontaminate`` re-estimates the colours at soft edges so the old background
     does not bleed into them (:func:`~clothseg_tools.estimate_foreground`).
     """
+    # lazy: keeps the clothseg command's start-up fast
     from ..composite import cutout
     from ..ops import merge
 
@@ -408,6 +409,7 @@ def background_job(
     name
         Output file name (``.jpg`` writes JPEG).
     """
+    # lazy: keeps the clothseg command's start-up fast
     from ..composite import replace_background
     from ..ops import merge
 
@@ -416,8 +418,6 @@ def background_job(
     if not isinstance(background, (tuple, str)) or (
         isinstance(background, str) and background != "blur"
     ):
-        from .._convert import as_image
-
         # read the picture once, not once per photo; it is fitted to each photo's size
         backdrop = as_image(os.fspath(background), allow_alpha=False)
         option = {
@@ -449,6 +449,7 @@ def overlay_job(
     name: str | None = None,
 ) -> Job:
     """A review picture per image: the photo with each class tinted in its colour."""
+    # lazy: keeps the clothseg command's start-up fast
     from ..composite import overlay
 
     def produce(item: BatchItem, result: SegmentationResult) -> npt.NDArray[np.uint8]:

@@ -16,7 +16,6 @@ folder only while it is intact.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -25,14 +24,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import limits
+from .. import engines, limits
 from ..contract import KEY_ENV, REPLAY_DIR_ENV, URL_ENV, check_options
+from ..decode import download
 from ..errors import ConfigurationError, FileTooLargeError
-from ..result import RESULT_NAME, SegmentationResult, segment_with_engine
+from ..result import SegmentationResult, segment_with_engine
 from ..segmentation import choose_engine
+from . import runner
 from .discover import BatchItem, InputNotFoundError, SkippedInput
 from .manifest import Manifest, read_manifest
-from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
+from .runner import BatchSummary, ItemOutput, Job, Progress, now_iso, run_job
 
 __all__ = [
     "BACKENDS",
@@ -94,9 +95,7 @@ def default_workers(backend: str) -> int:
     >>> default_workers("local") == available_cpus()
     True
     """
-    from .runner import available_cpus
-
-    return REMOTE_WORKERS if backend == "remote" else available_cpus()
+    return REMOTE_WORKERS if backend == "remote" else runner.available_cpus()
 
 
 def _read_source(item: BatchItem) -> bytes | str:
@@ -118,7 +117,6 @@ def _read_source(item: BatchItem) -> bytes | str:
                 f"{limits.MAX_FILE_BYTES / 2**20:.0f} MB. Shrink or re-encode it."
             )
         return str(path)
-    from ..decode import download
 
     return download(item.location, max_bytes=limits.MAX_FILE_BYTES, what="image")
 
@@ -159,8 +157,8 @@ class _EngineSegmenter:
 
     def close(self) -> None:
         with self._lock:
-            engines, self._engines = self._engines, []
-        for engine in engines:
+            built, self._engines = self._engines, []
+        for engine in built:
             with contextlib.suppress(Exception):
                 engine.close()
 
@@ -229,6 +227,7 @@ def make_segmenter(
         engine = backend
         return _EngineSegmenter(lambda: engine, engine.name or type(engine).__name__, api_options)
     if backend == "remote":
+        # lazy: the client pulls in requests
         from ..api import Client
 
         kwargs: dict[str, Any] = {"api_key": api_key, "base_url": base_url}
@@ -254,20 +253,9 @@ def make_segmenter(
             )
         if replay_dir is not None:
             options.setdefault("replay_dir", replay_dir)
-    from ..engines import get_engine
 
     name = backend
-    return _EngineSegmenter(lambda: get_engine(name, **options), name, api_options)
-
-
-def _clear_leftovers(folder: Path) -> None:
-    """Remove temporary files a killed run left mid-write (they are never outputs)."""
-    for sub in (folder, folder / "parts"):
-        with contextlib.suppress(OSError):
-            for entry in sub.iterdir():
-                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                    with contextlib.suppress(OSError):
-                        entry.unlink()
+    return _EngineSegmenter(lambda: engines.get_engine(name, **options), name, api_options)
 
 
 def _input_fingerprint(item: BatchItem) -> str | None:
@@ -300,11 +288,8 @@ def segment_job(
         result = segmenter(item)
         t1 = time.perf_counter()
         folder = out / item.key
-        _clear_leftovers(folder)
-        result.save(folder)
-        meta = json.loads((folder / RESULT_NAME).read_text(encoding="utf-8"))
-        checksums = {f"{item.key}/{name}": sha for name, sha in meta["checksums"].items()}
-        checksums[f"{item.key}/{RESULT_NAME}"] = sha256_file(folder / RESULT_NAME)
+        saved = result.save(folder)
+        checksums = {f"{item.key}/{name}": sha for name, sha in saved.files.items()}
         timings = dict(result.timings)
         timings.update(segment_total=t1 - t0, save=time.perf_counter() - t1)
         return ItemOutput(checksums=checksums, timings=timings, notes=tuple(result.notes))
@@ -446,8 +431,6 @@ def record_passed_over(job: Job, passed_over: Sequence[SkippedInput]) -> list[di
     """
     if not passed_over:
         return []
-    from .runner import now_iso
-
     latest = read_manifest(job.manifest_path)
     records = []
     with Manifest(job.manifest_path) as manifest:

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ..engines import get_engine
 from ..errors import KeypointError
 from ..masks import MaskSet
 from ..parsing import Parsing
 from ..result import SegmentationResult
-from ..tryon import CATEGORIES
+from ..tryon import CATEGORIES, tryon_mask
 from .discover import BatchItem
-from .post import image_job, result_masks
+from .post import image_job, load_photo, result_masks
 from .runner import Job
 
 __all__ = ["PRESETS", "tryon_job", "tryon_name"]
@@ -78,8 +79,6 @@ def tryon_job(
     ValueError
         Unknown category, preset or model type.
     """
-    from ..tryon import tryon_mask
-
     if category not in CATEGORIES:
         raise ValueError(f"category must be one of {', '.join(CATEGORIES)}, got {category!r}.")
     if preset not in PRESETS:
@@ -128,10 +127,8 @@ def _photo_keypoints(
     item: BatchItem, result: SegmentationResult
 ) -> dict[str, tuple[float, float]] | None:
     """The pose keypoints of the result's photo, from the local engine's pose model."""
-    from ..engines import get_engine
-    from .post import load_photo
-
     get_engine("local")  # the typed error naming the [local] extra when it is missing
+    # lazy: the local engine's models (mediapipe) load only when a pose is wanted
     from ..engines.local.engine import detect_keypoints
 
     return detect_keypoints(load_photo(result, folder=item.source))

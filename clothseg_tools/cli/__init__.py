@@ -58,6 +58,7 @@ def _serve_command() -> click.Command:
     so ``clothseg --help`` and every other command keep working.
     """
     try:
+        # lazy: a stand-in replaces the command when the server extra is missing
         from ..server.cli import serve_command
     except ImportError as exc:
         reason = exc.name or str(exc)

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import click
 
+from ..batch import require_results
+from ..batch.post import parse_classes
+from ..classes import canonical_classes
 from ..errors import ClothsegError
 from ._common import CliError
 
@@ -58,7 +61,7 @@ def coco_command(
     Categories are the twelve classes; images are named after their source photos.
     pycocotools' COCO(path) reads the file as it is.
     """
-    from ..batch import require_results
+    # lazy: keeps the clothseg command's start-up fast
     from ..export import export_coco
 
     require_results(results)  # an empty folder answers like every other command
@@ -184,10 +187,8 @@ def export_command(
     interrupted export leaves nothing half-written. Exit codes: 0 done, 1 failed
     (the message names the result at fault), 2 usage, 130 interrupted.
     """
+    # lazy: keeps the clothseg command's start-up fast
     from .. import export
-    from ..batch import require_results
-    from ..batch.post import parse_classes
-    from ..classes import canonical_classes
 
     require_results(results)  # an empty folder answers like every other command
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
@@ -294,6 +295,7 @@ def import_labels_command(
     0 done, 1 a file could not be read (the message names file and line), 2 usage,
     130 interrupted (rerun to carry on).
     """
+    # lazy: keeps the clothseg command's start-up fast
     from ..batch.labels import import_labels
 
     options: dict[str, object] = {"parts": not no_parts}

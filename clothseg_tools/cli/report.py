@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from ..batch.runner import available_cpus
+from ..engines import get_engine
 from ._common import model_options, onnx_engine_options, quiet_option, workers_option
 
 __all__ = ["demo_command", "report_command"]
@@ -44,7 +46,7 @@ def report_command(
     Per image: the photo, the overlay, the cutout and its coverage; the dataset's
     coverage charts; every failure with its reason. Viewable offline.
     """
-    from ..batch.runner import available_cpus
+    # lazy: keeps the clothseg command's start-up fast
     from ..report import build_report
 
     page = build_report(
@@ -94,14 +96,13 @@ def demo_command(
     statistics, and writes OUT/results/report.html. With --engine onnx --model PATH the
     photos are segmented by that human-parsing model instead.
     """
+    # lazy: keeps the clothseg command's start-up fast
     from ..demo import run_demo
     from ._common import TqdmProgress
 
     options = onnx_engine_options(engine, model, labels)
     chosen: Any = engine
     if options:
-        from ..engines import get_engine
-
         chosen = get_engine("onnx", **options)  # loaded once, shared by the workers
 
     def progress(step: str) -> TqdmProgress:

@@ -59,8 +59,10 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import limits
+from .._io import read_regular_file
 from ..contract import is_url, redact_url
 from ..errors import MaskDecodeError, ShapeMismatchError
+from ..inputs import sniff_format
 from ._http import DEFAULT_TIMEOUT, EXPIRED_STATUSES, default_session, download
 from ._image import (
     IMAGE_FORMATS,
@@ -76,8 +78,6 @@ if TYPE_CHECKING:
     import requests
     from PIL import Image as PILImage
 
-    from ..masks import MaskSet
-
 __all__ = [
     "DEFAULT_TIMEOUT",
     "EXPIRED_STATUSES",
@@ -85,6 +85,7 @@ __all__ = [
     "MASK_FORMATS",
     "decode_mask",
     "decode_masks",
+    "decode_stack",
     "default_session",
     "download",
     "mask_from_bytes",
@@ -164,7 +165,7 @@ def read_mask_file(
            [  0, 255]], dtype=uint8)
     """
     p = Path(path)
-    return mask_from_bytes(p.read_bytes(), name=str(p), max_pixels=max_pixels)
+    return mask_from_bytes(read_regular_file(p), name=str(p), max_pixels=max_pixels)
 
 
 def _b64decode(text: str) -> bytes:
@@ -285,10 +286,9 @@ def _open_value(
     if isinstance(value, os.PathLike):
         path = Path(value)
         what = f"{label} ({path})"
-        return _Opened(_open_mask(path.read_bytes(), what, max_pixels), what)
+        return _Opened(_open_mask(read_regular_file(path), what, max_pixels), what)
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
-        from ..inputs import sniff_format
 
         if sniff_format(data) is None and _is_text(data):
             value = data.decode("ascii")  # base64 text or a URL sent as bytes
@@ -323,7 +323,7 @@ def _open_value(
     # the one check of "may this name a file": on the same stripped text that is read
     if allow_paths and _is_existing_file(text):
         what = f"{label} ({text})"
-        return _Opened(_open_mask(Path(text).read_bytes(), what, max_pixels), what)
+        return _Opened(_open_mask(read_regular_file(text), what, max_pixels), what)
     _check_inline_size(text, label, max_bytes)
     try:
         data = _b64decode(text)
@@ -421,7 +421,7 @@ def _run_all(fn: Callable[[Any], _T], items: Sequence[Any], workers: int) -> lis
             raise
 
 
-def decode_masks(
+def decode_stack(
     mapping: Mapping[str, Any],
     *,
     workers: int = 4,
@@ -431,11 +431,12 @@ def decode_masks(
     max_pixels: int | None = limits.MAX_PIXELS,
     shape: tuple[int, int] | None = None,
     allow_paths: bool = True,
-) -> MaskSet:
-    """Decode many mask values at once, in threads, into one :class:`MaskSet`.
+) -> tuple[list[str], npt.NDArray[np.uint8]]:
+    """Decode many mask values at once, in threads, into one (C, H, W) uint8 stack.
 
     Downloads run concurrently, and so does decoding: Pillow releases the GIL while
-    it inflates and unfilters. Masks are decoded straight into the MaskSet's stack.
+    it inflates and unfilters. Masks are decoded straight into the stack.
+    :func:`clothseg_tools.masks.decode_masks` wraps the stack in a MaskSet.
 
     Parameters
     ----------
@@ -451,8 +452,10 @@ def decode_masks(
 
     Returns
     -------
-    MaskSet
-        The masks in ``mapping`` order.
+    names : list of str
+        The class names, in ``mapping`` order.
+    stack : numpy.ndarray
+        (C, H, W) uint8, one plane per name.
 
     Raises
     ------
@@ -466,17 +469,15 @@ def decode_masks(
     --------
     >>> from clothseg_tools._io import encode_png
     >>> png = encode_png(np.full((2, 3), 255, np.uint8))
-    >>> ms = decode_masks({"tops": base64.b64encode(png).decode(), "hair": png})
-    >>> ms.classes, ms.shape
-    (('tops', 'hair'), (2, 3))
+    >>> names, stack = decode_stack({"tops": base64.b64encode(png).decode(), "hair": png})
+    >>> names, stack.shape
+    (['tops', 'hair'], (2, 2, 3))
     """
-    from ..masks import MaskSet
-
     names = list(mapping)
     if not names:
         if shape is None:
             raise ValueError("decode_masks got no masks; pass shape=(H, W) for an empty set.")
-        return MaskSet({}, shape=shape)
+        return names, np.empty((0, int(shape[0]), int(shape[1])), np.uint8)
 
     def fetch(name: str) -> _Opened:
         return _open_value(
@@ -507,4 +508,13 @@ def decode_masks(
         opened[i].decode_into(stack[i])
 
     _run_all(decode, range(len(names)), workers)
-    return MaskSet.from_stack(stack, names)
+    return names, stack
+
+
+def __getattr__(name: str) -> Any:
+    if name == "decode_masks":
+        # alias: decode_masks builds a MaskSet, so it lives in masks (a layer above)
+        from ..masks import decode_masks
+
+        return decode_masks
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
+from .._version import __version__
 from ..contract import redact_url
 from ..errors import (
     APIConnectionError,
@@ -68,8 +69,6 @@ def _new_session() -> requests.Session:
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
-
-    from .._version import __version__
 
     retry = Retry(
         total=3,

@@ -1,24 +1,28 @@
-"""Opening images safely (format allow-list, pixel cap from the header) and the
-mode -> uint8 mask conversion rule.
+"""The mode -> uint8 mask conversion rule, and decoding an opened mask into a stack.
+
+Opening images safely (format allow-list, pixel cap from the header) belongs to
+:mod:`clothseg_tools.inputs`; the names are re-exported here for older imports.
 """
 
 from __future__ import annotations
 
-import io
-import struct
-from collections.abc import Sequence
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .. import limits
-from ..errors import ClothsegError, ImageDecodeError, ImageTooLargeError, MaskDecodeError
+from ..errors import ClothsegError, MaskDecodeError
+from ..inputs import (
+    IMAGE_FORMATS,
+    check_size,
+    load_checked,
+    open_image,
+    read_image,
+    scale_deep_image,
+)
+from ..limits import MASK_FORMATS
 
 if TYPE_CHECKING:
-    import os
-
     from PIL import Image as PILImage
 
 __all__ = [
@@ -32,166 +36,11 @@ __all__ = [
     "read_image",
 ]
 
-#: Pillow formats a mask may come in.
-MASK_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
-
-#: Formats :func:`read_image` opens. Pillow's other plugins (EPS through Ghostscript,
-#: PDF, ...) are never tried on untrusted bytes.
-IMAGE_FORMATS: tuple[str, ...] = tuple(
-    sorted(set(limits.INPUT_FORMATS) | set(MASK_FORMATS) | {"GIF", "PPM"})
-)
-
 # Formats whose decoders write straight into the image memory Pillow is handed
 # before load(); only these take the no-copy path of decode_into.
 _IN_PLACE_FORMATS = frozenset({"PNG", "JPEG", "BMP"})
 # Colour spread (levels) below which an RGBA/LA mask counts as "one colour".
 _CONSTANT_COLOUR_TOLERANCE = 16
-
-
-def _png_header_size(data: bytes) -> tuple[int, int] | None:
-    # Read the size from IHDR ourselves: Pillow warns (DecompressionBombWarning) on
-    # huge sizes before we get to refuse them, and PNG is the common case.
-    if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-        w, h = struct.unpack(">II", data[16:24])
-        return int(w), int(h)
-    return None
-
-
-def check_size(
-    size: tuple[int, int],
-    what: str,
-    *,
-    max_pixels: int | None,
-    max_side: int | None,
-    too_large: type[ClothsegError],
-    undecodable: type[ClothsegError],
-) -> None:
-    w, h = size
-    if w <= 0 or h <= 0:
-        raise undecodable(f"{what} has an empty size ({w} x {h}).")
-    if max_side is not None and max(w, h) > max_side:
-        raise too_large(
-            f"{what} is {w} x {h} pixels; the limit is {max_side} x {max_side}. "
-            "Scale it down first."
-        )
-    if max_pixels is not None and w * h > max_pixels:
-        raise too_large(
-            f"{what} is {w} x {h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
-            "(decompression-bomb guard). Scale it down, or raise max_pixels if it is genuine."
-        )
-
-
-def open_image(
-    source: bytes | IO[bytes],
-    what: str,
-    *,
-    formats: Sequence[str],
-    max_pixels: int | None,
-    max_side: int | None = None,
-    too_large: type[ClothsegError] = MaskDecodeError,
-    undecodable: type[ClothsegError] = MaskDecodeError,
-) -> PILImage.Image:
-    """Open (header only) and size-check an image; pixel data is not decoded yet."""
-    from PIL import Image, UnidentifiedImageError
-
-    limits_kw = {
-        "max_pixels": max_pixels,
-        "max_side": max_side,
-        "too_large": too_large,
-        "undecodable": undecodable,
-    }
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        if not data:
-            raise undecodable(f"{what} is empty (0 bytes).")
-        header = _png_header_size(data)
-        if header is not None:
-            check_size(header, what, **limits_kw)  # type: ignore[arg-type]
-        fp: IO[bytes] = io.BytesIO(data)
-    else:
-        fp = source
-    try:
-        img = Image.open(fp, formats=list(formats))
-    except UnidentifiedImageError:
-        raise undecodable(
-            f"{what} is not a readable {'/'.join(formats)} image; check that it is an "
-            "image file and not an error page or a truncated download."
-        ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise too_large(f"{what} is too large to decode safely: {exc}") from exc
-    except Exception as exc:  # Pillow raises many types on malformed headers
-        raise undecodable(
-            f"{what} is not a readable {'/'.join(formats)} image ({type(exc).__name__}: {exc}); "
-            "check that it is an image file and not an error page or a truncated download."
-        ) from exc
-    check_size(img.size, what, **limits_kw)  # type: ignore[arg-type]
-    return img
-
-
-def load_checked(img: PILImage.Image, what: str, undecodable: type[ClothsegError]) -> None:
-    try:
-        img.load()
-    except ClothsegError:
-        raise
-    except Exception as exc:  # truncated data, bad CRC, zlib errors, broken TIFF tags...
-        raise undecodable(
-            f"{what} could not be decoded ({type(exc).__name__}: {exc}); the data is "
-            "corrupt or truncated."
-        ) from exc
-
-
-def read_image(
-    source: str | os.PathLike[str] | bytes,
-    *,
-    max_pixels: int | None = limits.MAX_PIXELS,
-) -> PILImage.Image:
-    """Open and fully decode an image from a path or bytes, refusing bombs.
-
-    Parameters
-    ----------
-    source
-        Path to an image file, or its encoded bytes.
-    max_pixels
-        Largest width x height accepted, checked from the header before decoding.
-
-    Returns
-    -------
-    PIL.Image.Image
-        The decoded image, in the mode the file stores (no EXIF rotation).
-
-    Raises
-    ------
-    FileNotFoundError
-        The path does not exist.
-    ImageTooLargeError
-        More than ``max_pixels`` pixels.
-    ImageDecodeError
-        Not one of the supported formats, or corrupt data.
-
-    Examples
-    --------
-    >>> from clothseg_tools._io import encode_png
-    >>> read_image(encode_png(np.zeros((2, 3), np.uint8))).size
-    (3, 2)
-    """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data, what = bytes(source), "image"
-    else:
-        path = Path(source)
-        data, what = path.read_bytes(), f"image {path.name!r}"
-    img = open_image(
-        data,
-        what,
-        formats=IMAGE_FORMATS,
-        max_pixels=max_pixels,
-        too_large=ImageTooLargeError,
-        undecodable=ImageDecodeError,
-    )
-    load_checked(img, what, ImageDecodeError)
-    return img
-
-
-# -- mode conversion ------------------------------------------------------------------
 
 
 def _brightest(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -221,35 +70,6 @@ def _with_alpha(colour: npt.NDArray[np.uint8], alpha: npt.NDArray[np.uint8]) -> 
     product += 127
     product //= 255
     return product.astype(np.uint8)
-
-
-def _scale_16bit(values: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
-    wide = values.astype(np.uint32)
-    wide += 128
-    wide //= 257  # round(v * 255 / 65535), exactly
-    return wide.astype(np.uint8)
-
-
-def _from_int32(img: PILImage.Image) -> npt.NDArray[np.uint8]:
-    arr = np.asarray(img)
-    if img.format == "PNG":  # PNG has no 32-bit samples: this is 16-bit data
-        return _scale_16bit(np.clip(arr, 0, 65535))
-    top = int(arr.max()) if arr.size else 0
-    if top <= 255:
-        return np.clip(arr, 0, 255).astype(np.uint8)
-    return _scale_16bit(np.clip(arr, 0, 65535))
-
-
-def _from_float(img: PILImage.Image) -> npt.NDArray[np.uint8]:
-    arr = np.array(img, dtype=np.float32)
-    finite = arr[np.isfinite(arr)]
-    # the range of the finite values decides the scale; +inf then means "fully on"
-    if finite.size == 0 or float(finite.max()) <= 1.0:
-        arr *= 255.0
-    np.nan_to_num(arr, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
-    np.clip(arr, 0.0, 255.0, out=arr)
-    np.rint(arr, out=arr)
-    return arr.astype(np.uint8)
 
 
 def _from_palette(img: PILImage.Image) -> npt.NDArray[np.uint8]:
@@ -300,12 +120,8 @@ def mask_from_image(image: PILImage.Image) -> npt.NDArray[np.uint8]:
         return _brightest(np.asarray(image))
     if mode in ("LA", "RGBA"):
         return _with_alpha(_colour_plane(image), np.asarray(image.getchannel("A")))
-    if mode.startswith("I;16"):
-        return _scale_16bit(np.asarray(image))
-    if mode == "I":
-        return _from_int32(image)
-    if mode == "F":
-        return _from_float(image)
+    if mode.startswith("I") or mode == "F":
+        return scale_deep_image(image)
     if mode in ("La", "RGBa"):  # premultiplied: Pillow only converts these to straight alpha
         return mask_from_image(image.convert(mode.upper()))
     has_alpha = "A" in image.getbands()

@@ -69,6 +69,9 @@ class Engine(abc.ABC):
 
     #: Registry name (``"local"``, ``"replay"``...).
     name: str = ""
+    #: True for an engine that looks images up by their encoded file bytes (replay):
+    #: callers holding an in-memory array then encode it for this engine only.
+    keys_on_bytes: bool = False
     #: Whether one instance may serve several threads at once. Batches and the server
     #: build one engine per worker thread unless this is true.
     thread_safe: bool = False

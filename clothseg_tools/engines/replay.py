@@ -53,7 +53,7 @@ import numpy.typing as npt
 from .. import limits
 from ..classes import CLASSES
 from ..contract import REPLAY_DIR_ENV
-from ..errors import ConfigurationError, EngineError, NoRecordError
+from ..errors import ConfigurationError, EngineError, NoRecordError, ShapeMismatchError
 from ..masks import MaskSet
 from .base import Engine, EngineOutput
 
@@ -106,6 +106,7 @@ class ReplayEngine(Engine):
     """
 
     name = "replay"
+    keys_on_bytes = True
 
     def __init__(
         self, replay_dir: str | os.PathLike[str] | None = None, *, cache_size: int = 64
@@ -290,7 +291,6 @@ def record(
     >>> p.name == replay_key(b"img"), sorted(f.name for f in p.iterdir())
     (True, ['hair.png', 'masks.json'])
     """
-    from ..errors import ShapeMismatchError
 
     mask_set = masks if isinstance(masks, MaskSet) else MaskSet(masks)
     part_set: MaskSet | None = None

@@ -17,7 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -31,10 +30,14 @@ import numpy as np
 import numpy.typing as npt
 
 from ..classes import CLASSES, GARMENT_CLASSES, canonical_class
-from ..errors import MaskDecodeError, ShapeMismatchError
+from ..errors import ShapeMismatchError
 from ..masks import MaskSet
+from ..ops import label_map
+from ..result import PARTS_DIR, RESULT_NAME, SegmentationResult, find_results, is_result_folder
 
 __all__ = [
+    "PARTS_DIR",
+    "RESULT_NAME",
     "ExportItem",
     "instance_masks",
     "iter_items",
@@ -43,11 +46,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("clothseg_tools")
-
-# The result folder's layout (``clothseg_tools.result``, a higher layer that exports
-# must not import): the file that marks a complete folder, and the parts sub-folder.
-RESULT_NAME = "result.json"
-PARTS_DIR = "parts"
 
 _PART_SUFFIX = re.compile(r"[_\-\s]*\d+$")
 _EXTENSION = re.compile(r"\.(png|jpe?g|webp|bmp|tiff?)$", re.IGNORECASE)
@@ -153,39 +151,20 @@ def _read_folder(folder: Path, name: str, parent: str = ".") -> ExportItem:
     """One saved result. ``parent`` is its folder's parent below the results root: the
     photo's file name keeps it, so same-named photos of different folders stay apart
     (``shop1/shirt.jpg``), as ``clothseg segment`` mirrors the input tree."""
-    meta_path = folder / RESULT_NAME
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"{folder} has no {RESULT_NAME}: it is not a saved result, or its save was "
-            "interrupted (result.json is written last). Save or segment it again."
-        )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        size = meta.get("image_size")
-        wh = (int(size[0]), int(size[1])) if size else None
-    except (ValueError, TypeError, IndexError, AttributeError) as exc:
-        raise MaskDecodeError(f"{meta_path} is not a valid result file ({exc}).") from exc
-    masks = MaskSet.load(folder)
-    parts = MaskSet.load(folder / PARTS_DIR) if (folder / PARTS_DIR).is_dir() else None
-    source = meta.get("source")
-    file_name = file_name_of(source, folder.name)
+    result = SegmentationResult.load(folder, verify=False)
+    file_name = file_name_of(result.source, folder.name)
     return ExportItem(
         name,
         file_name if parent == "." else f"{parent}/{file_name}",
-        masks,
-        parts,
-        wh,
-        _photo_of(source, folder),
+        result.masks,
+        result.parts if len(result.parts) else None,
+        None,  # the recorded image size was checked against the masks by load()
+        _photo_of(result.source, folder),
     )
 
 
 def _natural_key(path: PurePosixPath | Path) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.as_posix())]
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    """True for files under a dot folder (temporary or tool folders) below ``root``."""
-    return any(part.startswith(".") for part in path.relative_to(root).parts[:-1])
 
 
 def _stem(file_name: str) -> str:
@@ -203,16 +182,12 @@ def _maskset(value: Any, what: str, shape: tuple[int, int] | None = None) -> Mas
 
 def _folders(root: Path) -> list[tuple[Path, str]]:
     """Result folders under ``root`` with their names relative to it."""
-    if (root / RESULT_NAME).is_file():
-        return [(root, root.resolve().name or "image")]
     if not root.is_dir():
         raise FileNotFoundError(f"No such result folder: {root}")
+    if is_result_folder(root):
+        return [(root, root.resolve().name or "image")]
     # `clothseg segment` mirrors the input tree, so results sit at any depth
-    found = sorted(
-        (p.parent for p in root.rglob(RESULT_NAME) if not _hidden(p, root)),
-        key=lambda p: _natural_key(p.relative_to(root)),
-    )
-    found = [p for p in found if p.name != PARTS_DIR or not (p.parent / RESULT_NAME).is_file()]
+    found = sorted(find_results(root), key=lambda p: _natural_key(p.relative_to(root)))
     if not found:
         raise FileNotFoundError(f"{root} holds no result folders (no {RESULT_NAME} below it).")
     return [(p, p.relative_to(root).as_posix()) for p in found]
@@ -327,8 +302,6 @@ def semantic_masks(
 
 def semantic_labels(item: ExportItem, level: int, priority: Sequence[str]) -> npt.NDArray[np.uint8]:
     """The (H, W) label map of an item over :data:`CLASSES` (0 background, i = CLASSES[i-1])."""
-    from ..ops import label_map
-
     masks = item.masks
     if len(masks) == 0 and item.parts is not None and len(item.parts):
         # parts only (output_type=2): each part counts as its class

@@ -113,10 +113,12 @@ def export_coco(
     Parameters
     ----------
     results
-        Saved result folders (``masks.json`` + PNGs, optional ``parts/``, and a
-        ``result.json`` whose ``source`` gives the image's file name), a folder that
-        holds such folders (read in natural order), or ``(file_name, MaskSet)`` /
-        ``(file_name, MaskSet, parts)`` tuples, or ``SegmentationResult`` objects.
+        Saved result folders (read by :meth:`SegmentationResult.load
+        <clothseg_tools.result.SegmentationResult.load>`; the ``source`` in
+        ``result.json`` gives the image's file name, else the folder's name does), a
+        folder that holds such folders at any depth (read in natural order), or
+        ``(file_name, MaskSet)`` / ``(file_name, MaskSet, parts)`` tuples, or
+        ``SegmentationResult`` objects.
         Folders are read one at a time, so any number fits in memory. Below a folder
         of results, an image's ``file_name`` is its photo's name under the result's
         relative folder (``shop1/shirt.jpg``), as ``clothseg segment`` mirrors the
@@ -148,7 +150,7 @@ def export_coco(
     ValueError
         Unknown ``mode`` or ``encoding``.
     FileNotFoundError
-        A folder that is missing or has no ``result.json``.
+        A folder that is missing or is not a result folder.
     ShapeMismatchError
         A result whose recorded image size differs from its masks.
 

@@ -22,6 +22,7 @@ from .._version import __version__
 from ..contract import ENDPOINT, KEY_HEADER
 from ..engines import default_engine_name, get_engine
 from ..errors import InputError
+from ..inputs import check_image_bytes
 from .controls import RAW_SEND_KEY, FaultMiddleware, request_fault
 from .fetch import FetchError, FetchPool, UrlPolicy
 from .forms import OPTIONS, CreateRequest, read_create_request
@@ -389,7 +390,6 @@ def _add_api_routes(app: FastAPI, state: _ServerState) -> None:
 
 
 async def _check_image(data: bytes, req: CreateRequest) -> None:
-    from ..inputs import check_image_bytes
 
     name = req.image_name if req.image_url is None else "the image at image_url"
     try:

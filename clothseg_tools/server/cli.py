@@ -16,6 +16,7 @@ import click
 
 from ..cli._common import model_options, onnx_engine_options
 from ..contract import SERVER_KEYS_ENV
+from ..errors import ClothsegError, install_hint
 
 __all__ = ["serve_command"]
 
@@ -265,7 +266,6 @@ def serve_command(
 
     Any human-parsing model: clothseg serve --engine onnx --model segformer_onnx/ --api-key KEY
     """
-    from ..errors import ClothsegError, install_hint
 
     engine_options = {
         **_parse_engine_options(engine_option),
@@ -278,6 +278,7 @@ def serve_command(
     try:
         import uvicorn
 
+        # lazy: FastAPI and uvicorn load only when the server starts
         from .app import create_app
         from .protocol import uvicorn_config
         from .settings import ServerSettings

@@ -85,6 +85,7 @@ def run_in_thread(
     """
     import uvicorn
 
+    # lazy: FastAPI loads only when a server starts
     from .app import create_app
     from .protocol import uvicorn_config
     from .settings import ServerSettings

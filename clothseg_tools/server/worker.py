@@ -23,6 +23,8 @@ from .._io import encode_png
 from ..classes import CLASS_TYPES, GARMENT_CLASSES
 from ..engines import Engine
 from ..errors import EngineError, InputError, NoRecordError
+from ..inputs import decode_input_image
+from ..zipmasks import part_class, write_mask_zip
 from .settings import ServerSettings, parse_progression
 from .store import (
     STATE_FAILED,
@@ -182,7 +184,6 @@ class TaskRunner:
         self._finish(rec, status=200, message="success", files=list(files))
 
     def _segment(self, rec: TaskRecord, data: bytes) -> tuple[dict[str, bytes], float]:
-        from ..inputs import decode_input_image
 
         image = decode_input_image(data)
         classes = CLASS_TYPES[rec.class_type]
@@ -232,7 +233,6 @@ class TaskRunner:
 
 def _garment_zip(parts: dict[str, Any]) -> bytes:
     """The per-garment ZIP: one PNG per instance of a garment class."""
-    from ..zipmasks import part_class, write_mask_zip
 
     garments = {name: mask for name, mask in parts.items() if part_class(name) in GARMENT_CLASSES}
     return write_mask_zip(garments, layout="flat")

@@ -99,6 +99,7 @@ import numpy.typing as npt
 
 from .._convert import ImageLike, MaskLike, as_image, as_mask, check_same_shape
 from ..masks import MaskSet
+from ..parsing import Parsing
 from ._body import _HEAD_ZONE_FACES, _cols, _Frame, _frame, _rows, _skin
 from ._ootd_front import _pair, ootd_mask
 from ._shaping import _factor, _low_masks, _low_shape, _shape, _upsample
@@ -380,8 +381,6 @@ def tryon_mask(
 
 def _as_maskset(source: Any) -> MaskSet:
     """The twelve classes of a MaskSet, a Parsing (through its label set) or a mapping."""
-    from ..parsing import Parsing
-
     if isinstance(source, MaskSet):
         return source
     if isinstance(source, Parsing):

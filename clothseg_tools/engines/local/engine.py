@@ -30,7 +30,7 @@ from ...classes import CLASSES
 from ...errors import ConfigurationError
 from ...masks import MaskSet
 from ..base import Engine, EngineOutput
-from .models import observe, release_thread_models
+from .models import observe, release_thread_models, thread_models
 from .parsing import LEAVES, Parsing, parse
 from .refine import GuidedUpsampler, to_uint8
 
@@ -149,7 +149,8 @@ class LocalEngine(Engine):
         if obs.pose is not None and obs.faces_found > 1:
             notes.append(f"{obs.faces_found} people found; segmented the most prominent one only")
         masks, parts = render(image, work, parsing, classes, detail=detail_mode >= 2)
-        keypoints = pose_keypoints(obs.pose, work.shape[:2], image.shape[:2])
+        # the pose as the parsing trusted it: a joint dragged off the person is unseen
+        keypoints = pose_keypoints(parsing.pose, work.shape[:2], image.shape[:2])
         done = time.perf_counter()
         self._timings.value = {"model": models_done - start, "post": done - models_done}
         logger.debug(
@@ -215,8 +216,6 @@ def detect_keypoints(
     dict or None
         As ``EngineOutput.keypoints``; ``None`` when no person is found.
     """
-    from .models import thread_models
-
     work = _downscale(image, size)
     out = thread_models().pose.process(work)
     if out.pose_landmarks is None:

@@ -41,7 +41,7 @@ from ...errors import EngineError, ModelError
 from ...labelsets import LabelSet
 from ...parsing import Parsing, upsampled_blocks
 from ..base import Engine, EngineOutput
-from .model import ModelSpec, SizeLike, load_session, read_spec
+from .model import ModelSpec, SizeLike, find_model_file, load_session, read_spec
 
 __all__ = ["OnnxEngine"]
 
@@ -107,8 +107,6 @@ class OnnxEngine(Engine):
         bgr: bool = False,
         providers: Sequence[Any] | None = None,
     ) -> None:
-        from .model import find_model_file
-
         path = find_model_file(model)
         self._session = load_session(path, providers)
         self.spec: ModelSpec = read_spec(
