@@ -42,6 +42,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+from ..contract import scrub_secrets
+
 __all__ = [
     "MANIFEST_NAME",
     "Manifest",
@@ -234,7 +236,9 @@ class Manifest:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write ``record`` as one line and make it durable before returning."""
-        line = (json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+        text = json.dumps(record, ensure_ascii=False, sort_keys=False)
+        # every live API key is hidden, whichever field carries it (an error, a source)
+        line = (scrub_secrets(text) + "\n").encode("utf-8")
         with self._lock:
             fh = self.open()._fh
             assert fh is not None
