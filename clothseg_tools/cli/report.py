@@ -9,7 +9,7 @@ import click
 
 from ..batch.runner import available_cpus
 from ..engines import get_engine
-from ._common import model_options, onnx_engine_options, quiet_option, workers_option
+from .options import model_options, onnx_engine_options, quiet_option, workers_option
 
 __all__ = ["demo_command", "report_command"]
 
