@@ -29,6 +29,7 @@ from clothseg_tools.batch import (
     file_checksums,
     read_manifest,
     run_job,
+    scan_inputs,
 )
 from clothseg_tools.errors import ConfigurationError
 
@@ -41,6 +42,54 @@ def touch(root: Path, *names: str) -> None:
 
 
 # -- discovery -------------------------------------------------------------------------
+
+
+_PART = st.text(alphabet="abcXYZ019-_", min_size=1, max_size=5)
+_EXT = st.sampled_from([".jpg", ".JPEG", ".png", ".webp", ".tif", ".gif", ".txt", ".json", ""])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    files=st.lists(
+        st.tuples(
+            st.lists(st.tuples(_PART, st.booleans()), max_size=2),  # folders (hidden?)
+            _PART,
+            _EXT,
+            st.booleans(),  # a hidden file
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_every_file_of_a_folder_is_an_item_or_skipped_with_its_reason(tmp_path_factory, files):
+    from clothseg_tools.limits import INPUT_EXTENSIONS
+
+    root = tmp_path_factory.mktemp("tree")
+    visible = set()
+    for folders, stem, ext, hidden in files:
+        parts = [("." if h else "") + name for name, h in folders]
+        name = ("." if hidden else "") + stem + ext
+        path = root.joinpath(*parts, name)
+        if any(p.is_file() for p in [root.joinpath(*parts[: i + 1]) for i in range(len(parts))]):
+            continue  # a file already took a folder's name
+        if path.is_dir():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        if not hidden and not any(h for _, h in folders):
+            visible.add(str(path.resolve()))
+    found = scan_inputs([root])
+    items = {i.source for i in found.items}
+    skipped = {s.source: s.reason for s in found.skipped}
+    # nothing visible is dropped silently, nothing is both, nothing hidden is either
+    assert items | set(skipped) == visible
+    assert not items & set(skipped)
+    for source in items:
+        assert os.path.splitext(source)[1].lower() in INPUT_EXTENSIONS
+    for source, reason in skipped.items():
+        ext = os.path.splitext(source)[1].lower()
+        assert ext not in INPUT_EXTENSIONS
+        assert reason == (f"unsupported file type {ext!r}" if ext else "no file extension")
 
 
 def test_folder_is_searched_recursively_for_image_extensions(tmp_path):

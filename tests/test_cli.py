@@ -702,3 +702,28 @@ def test_segment_uses_as_many_workers_as_cores_for_an_in_process_engine(
     assert res.output.splitlines()[0].endswith("; 3 workers.")
     res = segment(photos / "a", tmp_path / "out2", rec, "-w", "5", code=0)
     assert res.output.splitlines()[0].endswith("; 5 workers.")
+
+
+def test_log_lines_print_above_a_progress_bar(monkeypatch):
+    import io
+    import sys
+
+    from tqdm import tqdm
+
+    from clothseg_tools.cli._common import configure_logging
+
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    restore = configure_logging(1)
+    try:
+        bar = tqdm(total=2, file=sys.stderr, ascii=True)
+        bar.update(1)
+        logging.getLogger("clothseg_tools").info("segment a: done in 0.100 s")
+        bar.close()
+    finally:
+        restore()
+    text = err.getvalue()
+    # the bar is cleared, the line written whole, then the bar drawn again below it
+    line = "INFO clothseg_tools: segment a: done in 0.100 s\n"
+    before, after = text.split(line)
+    assert before.endswith("\r") and "1/2" in after

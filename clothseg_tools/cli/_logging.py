@@ -4,6 +4,7 @@ level ``-v`` / ``-vv`` / ``--quiet`` ask for."""
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 
 import click
@@ -25,7 +26,13 @@ class _EchoHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(self.format(record), err=True)
+            line = self.format(record)
+            tqdm = sys.modules.get("tqdm")
+            if tqdm is not None and getattr(tqdm.tqdm, "_instances", None):
+                # a progress bar is on screen: print above it instead of through it
+                tqdm.tqdm.write(line, file=sys.stderr)
+            else:
+                click.echo(line, err=True)
         except Exception:  # a log line must never end a command
             self.handleError(record)
 
