@@ -808,3 +808,22 @@ def test_cvat_more_regions_than_a_png_index_holds(tmp_path, caplog):
         label_map(item.masks, CLASSES, priority=LABEL_PRIORITY),
         label_map(ms, CLASSES, priority=LABEL_PRIORITY),
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3)), min_size=2, max_size=80),
+    tolerance=st.sampled_from([0.1, 0.25, 0.5, 1.0, 3.0]),
+    closed=st.booleans(),
+)
+def test_douglas_peucker_keeps_the_points_scikit_image_keeps(steps, tolerance, closed):
+    from skimage.measure import approximate_polygon as reference
+
+    from clothseg_tools.export.polygons import approximate_polygon
+
+    coords = np.cumsum(np.array([(0, 0), *steps], float) / 2, axis=0)
+    if closed:
+        coords = np.concatenate([coords, coords[:1]])
+    np.testing.assert_array_equal(
+        approximate_polygon(coords, tolerance), reference(coords, tolerance)
+    )
