@@ -8,11 +8,13 @@ target (``os.replace`` is atomic on POSIX and Windows).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
 import secrets
+import stat
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,6 +24,8 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from .errors import NotAFileError
+
 __all__ = [
     "WrittenFolder",
     "atomic_open",
@@ -29,6 +33,9 @@ __all__ = [
     "atomic_write_json",
     "encode_png",
     "json_bytes",
+    "non_regular_kind",
+    "open_regular_file",
+    "read_regular_file",
     "sha256_bytes",
     "sha256_file",
     "write_hashed",
@@ -162,6 +169,126 @@ def write_hashed(path: str | os.PathLike[str], data: bytes) -> str:
     """Write ``data`` to ``path`` atomically and return its SHA-256, hashed from memory."""
     atomic_write_bytes(path, data)
     return sha256_bytes(data)
+
+
+# O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a
+# writer (it changes nothing for a regular file); O_NOCTTY: a terminal device named
+# as an input never becomes the controlling terminal
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a folder"),
+)
+_LOOP = "a symbolic link that loops"
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def non_regular_kind(path: str | os.PathLike[str]) -> str | None:
+    """What ``path`` is when it is neither a regular file nor a link to one.
+
+    ``"a FIFO (named pipe)"``, ``"a socket"``, ``"a character device"``, ``"a block
+    device"``, ``"a folder"`` or ``"a symbolic link that loops"``; ``None`` for a
+    regular file, and when nothing is there or it cannot be looked at (the reader
+    then reports why).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> non_regular_kind(tempfile.mkdtemp())
+    'a folder'
+    """
+    try:
+        mode = os.stat(path).st_mode  # follows links: a link to a photo is a photo
+    except OSError as exc:
+        return _LOOP if exc.errno == errno.ELOOP else None
+    return None if stat.S_ISREG(mode) else _kind(mode)
+
+
+def open_regular_file(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open ``path`` for reading bytes, only if it is a regular file.
+
+    The file is opened without blocking and checked on the open descriptor, so a
+    FIFO, socket or device named like a photo is refused at once (reading a FIFO
+    would wait for a writer forever; a device may never end), and so is a path that
+    is swapped for one between a check and the open.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is there.
+    NotAFileError
+        A FIFO, socket, device, folder, or a symbolic link that loops; the message
+        says which.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with open_regular_file(tempfile.mkdtemp()) as fh:
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    clothseg_tools.errors.NotAFileError: ... is a folder, not a regular file; ...
+    """
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, _READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotAFileError(
+                f"{name} is {_LOOP} (it leads back to itself); point it at a photo or "
+                "remove it."
+            ) from None
+        if exc.errno == errno.EISDIR:  # Windows and some systems refuse folders here
+            raise NotAFileError(_not_regular(name, stat.S_IFDIR)) from None
+        if exc.errno == errno.ENXIO:  # a socket cannot be opened
+            raise NotAFileError(_not_regular(name, stat.S_IFSOCK)) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotAFileError(_not_regular(name, mode))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _not_regular(name: str, mode: int) -> str:
+    return (
+        f"{name} is {_kind(mode)}, not a regular file; only image files are read. "
+        "Move it out of the input folder or name the photo itself."
+    )
+
+
+def read_regular_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of ``path``, only if it is a regular file (see :func:`open_regular_file`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.bin"
+    >>> atomic_write_bytes(p, b"abc")
+    >>> read_regular_file(p)
+    b'abc'
+    """
+    with open_regular_file(path) as fh:
+        return fh.read()
 
 
 def encode_png(array: npt.NDArray[np.uint8], *, compress_level: int = 1) -> bytes:

@@ -21,11 +21,16 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import decimal
+import functools
 import hashlib
+import logging
 import math
 import re
 import urllib.parse
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -54,6 +59,8 @@ __all__ = [
     "redact_url",
     "redact_value",
     "safe_source",
+    "known_secrets",
+    "scrub_exception",
     "scrub_secrets",
     "task_path",
 ]
@@ -217,18 +224,59 @@ def check_options(**options: Any) -> dict[str, int]:
         allowed = spec.allowed
         try:
             number = int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # None, "x", inf, a huge str
             number = -1
         if isinstance(value, bool) or number not in allowed or str(number) != str(value).strip():
             raise InvalidRequestError(
-                f"{name} must be one of {', '.join(map(str, allowed))} (got {value!r})."
+                f"{name} must be one of {', '.join(map(str, allowed))} (got {_shown(value)})."
             )
         out[name] = number
     return out
 
 
+#: A number as an option may be sent in text: ASCII digits only, optional sign, decimal
+#: point and exponent. ``float()`` would also take other scripts' digits (``"١"``),
+#: ``"1_0"``, ``"inf"`` and ``"nan"``; the service documents plain numbers.
+_NUMERAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+#: Whitespace stripped around a text value (ASCII only, as the numerals).
+_ASCII_SPACE = " \t\r\n\x0b\x0c"
+
+
+def _exact_value(raw: Any) -> decimal.Decimal | None:
+    """The exact number ``raw`` states, or ``None`` when it is not a plain number."""
+    if isinstance(raw, bool):
+        return None  # JSON true/false are not numbers
+    if isinstance(raw, int):
+        return decimal.Decimal(raw)
+    if isinstance(raw, (float, decimal.Decimal)):
+        return decimal.Decimal(raw) if math.isfinite(raw) else None
+    if isinstance(raw, str):
+        text = raw.strip(_ASCII_SPACE)
+        if len(text) <= 64 and _NUMERAL.fullmatch(text):
+            return decimal.Decimal(text)
+    return None
+
+
+def _shown(raw: Any) -> str:
+    """``raw`` for a message: its repr, cut to 40 characters; never fails."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 128:
+        return f"an integer of about {int(raw.bit_length() * 0.30103) + 1} digits"
+    try:
+        # a JSON number arrives as a Decimal: show it as it was written
+        text = str(raw) if isinstance(raw, decimal.Decimal) else repr(raw)
+    except ValueError:  # e.g. an int past Python's digit limit for str()
+        return f"a {type(raw).__name__} too long to show"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def parse_option(name: str, raw: Any) -> int:
     """Read one option as a request sends it: a number or numeric string; absent = default.
+
+    The value must state one of the option's values exactly: ``2``, ``2.0``, ``"2"``,
+    ``" 2 "``, ``"2e0"`` mean 2; ``"2.0000000001"``, ``true``, ``"0x2"``, ``"2_0"``,
+    ``"inf"``, digits of other scripts (``"٢"``) and numbers of any size outside the
+    values are refused with the same message. Nothing here raises anything else.
 
     Raises
     ------
@@ -239,25 +287,23 @@ def parse_option(name: str, raw: Any) -> int:
     --------
     >>> parse_option("quality", "2"), parse_option("quality", None), parse_option("sync", 1.0)
     (2, 1, 1)
+    >>> parse_option("class_type", 10**400)
+    Traceback (most recent call last):
+    ...
+    clothseg_tools.errors.InvalidRequestError: class_type must be one of 1, 2, 3, 4 ...
     """
     spec = OPTIONS[name]
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
+    if raw is None or (isinstance(raw, str) and not raw.strip(_ASCII_SPACE)):
         return spec.default
-    value: float = math.nan
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        value = float(raw)
-    elif isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            value = math.nan
-    if math.isfinite(value) and value == int(value) and int(value) in spec.allowed:
-        return int(value)
-    shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
+    value = _exact_value(raw)
+    if value is not None:
+        for allowed in spec.allowed:
+            if value == allowed:
+                return allowed
     choices = ", ".join(str(v) for v in spec.allowed)
     raise InvalidRequestError(
-        f"{name} must be one of {choices} (as a number or a numeric string), got {shown}; "
-        "see the API reference for what each value means."
+        f"{name} must be one of {choices} (as a number or a numeric string of ASCII digits), "
+        f"got {_shown(raw)}; see the API reference for what each value means."
     )
 
 
@@ -402,25 +448,149 @@ def safe_source(url: str) -> str:
     return clean
 
 
-def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
-    """Replace each secret (an API key) in ``text`` with ``***`` where it stands as a token.
+#: Keys at least this long are hidden wherever they appear, inside longer tokens too
+#: (``key-<KEY>-rejected``, a URL path, a request id). A shorter key is hidden where no
+#: letter or digit touches it: hiding every "k" of a one-letter test key would turn
+#: "task" into "tas***" and hide nothing worth hiding.
+SUBSTRING_KEY_LENGTH = 8
 
-    A short key such as ``"k"`` must not turn ``"task"`` into ``"tas***"``, while
-    ``"key=k"`` still loses it.
+
+@functools.lru_cache(maxsize=64)
+def _key_pattern(secret: str) -> re.Pattern[str]:
+    """The key, each character as itself or percent-encoded (in either case of hex)."""
+    parts = []
+    for ch in secret:
+        encoded = "".join(
+            f"%[{b >> 4:X}{b >> 4:x}][{b & 15:X}{b & 15:x}]" for b in ch.encode("utf-8")
+        )
+        forms = [re.escape(ch), encoded]
+        if ch == " ":
+            forms.append(r"\+")
+        parts.append("(?:" + "|".join(forms) + ")")
+    body = "".join(parts)
+    if len(secret) < SUBSTRING_KEY_LENGTH:
+        body = rf"(?<![A-Za-z0-9]){body}(?![A-Za-z0-9])"
+    return re.compile(body)
+
+
+def scrub_secrets(text: str, secrets: Iterable[str] | None = None) -> str:
+    """Replace each secret (an API key) in ``text`` with ``***``, wherever it appears.
+
+    The key is also found percent-encoded, wholly or in part. Keys shorter than
+    :data:`SUBSTRING_KEY_LENGTH` are hidden only where no letter or digit touches
+    them. ``secrets`` defaults to the keys of the live :class:`Secret` objects
+    (every client's key).
 
     Examples
     --------
     >>> scrub_secrets("task failed: key=k", ["k"])
     'task failed: key=***'
+    >>> scrub_secrets("key-sk-0123456789-rejected, id req-sk-0123456789", ["sk-0123456789"])
+    'key-***-rejected, id req-***'
     """
-    for secret in secrets:
+    keys = known_secrets() if secrets is None else tuple(secrets)
+    for secret in keys:
         if secret:
-            text = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", text)
+            text = _key_pattern(secret).sub("***", text)
     return text
+
+
+def _scrub_value(value: Any, keys: tuple[str, ...], chained: list[BaseException]) -> Any:
+    if isinstance(value, str):
+        return scrub_secrets(value, keys)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_scrub_value(v, keys, chained) for v in value)
+    if isinstance(value, BaseException):
+        chained.append(value)
+    return value
+
+
+def scrub_exception(exc: BaseException, secrets: Iterable[str] | None = None) -> BaseException:
+    """Hide the secrets in ``exc`` and every exception it chains, in place; return ``exc``.
+
+    Its ``args`` (what ``str`` and ``repr`` show), its string attributes
+    (``message``, ``request_id``, ``url`` ...) and its notes are rewritten with
+    :func:`scrub_secrets`; so are those of its ``__cause__`` and ``__context__``,
+    however deep (the ``requests`` error under an ``APIConnectionError`` names the URL).
+
+    Examples
+    --------
+    >>> try:
+    ...     raise ValueError("bad key sk-0123456789")
+    ... except ValueError as exc:
+    ...     str(scrub_exception(exc, ["sk-0123456789"]))
+    'bad key ***'
+    """
+    keys = tuple(s for s in (known_secrets() if secrets is None else secrets) if s)
+    if not keys:
+        return exc
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending and len(seen) < 64:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        with contextlib.suppress(AttributeError, TypeError):
+            current.args = _scrub_value(current.args, keys, pending)
+        for name, value in list(getattr(current, "__dict__", {}).items()):
+            cleaned = _scrub_value(value, keys, pending)
+            if isinstance(value, (str, tuple, list)) and cleaned != value:
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(current, name, cleaned)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return exc
+
+
+class SecretFilter(logging.Filter):
+    """A logging filter that hides the live API keys in a record's message and traceback.
+
+    Installed on the library's loggers as soon as a :class:`Secret` exists.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        keys = known_secrets()
+        if not keys:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format: leave it to logging to report
+            return True
+        cleaned = scrub_secrets(message, keys)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            scrub_exception(record.exc_info[1], keys)
+            record.exc_text = None
+        return True
+
+
+_LIBRARY_LOGGERS = ("clothseg_tools", "clothseg_tools.api", "clothseg_tools.server")
+_LIVE_SECRETS: weakref.WeakSet[Secret] = weakref.WeakSet()
+_FILTER = SecretFilter()
+
+
+def known_secrets() -> tuple[str, ...]:
+    """The keys of the :class:`Secret` objects alive in this process."""
+    return tuple({secret.reveal() for secret in list(_LIVE_SECRETS)})
+
+
+def _install_filter() -> None:
+    # logger filters are not inherited: each logger of the library gets its own
+    names = set(_LIBRARY_LOGGERS) | {
+        name for name in logging.root.manager.loggerDict if name.startswith("clothseg_tools.")
+    }
+    for name in sorted(names):
+        log = logging.getLogger(name)
+        if _FILTER not in log.filters:
+            log.addFilter(_FILTER)
 
 
 class Secret:
     """Holds the API key so that no repr, ``vars()`` dump or traceback shows it.
+
+    While it lives, its key is one of :func:`known_secrets`: the library's loggers and
+    the errors a :class:`~clothseg_tools.api.Client` raises hide it wherever it appears.
 
     Examples
     --------
@@ -429,10 +599,13 @@ class Secret:
     (<hidden>, '<hidden>', 'sk-123')
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        # from now on this key is hidden in every message, log record and manifest line
+        _LIVE_SECRETS.add(self)
+        _install_filter()
 
     def reveal(self) -> str:
         """The key itself, for the request header only."""

@@ -20,6 +20,7 @@ contain the API key or a signed URL's query string.
     │   ├── UnsupportedFormatError         not one of API.md's formats      (415)
     │   ├── ImageTooLargeError             over 4096 x 4096 pixels          (422)
     │   ├── ImageDecodeError               bytes that do not decode         (422)
+    │   ├── NotAFileError                  a FIFO, socket, device, link loop
     │   └── InvalidRequestError            no or two image sources, bad option (400)
     ├── KeypointError (ValueError)         pose keypoints missing or malformed
     ├── MaskDecodeError (ValueError)       a mask value that does not decode
@@ -81,6 +82,7 @@ __all__ = [
     "MaskZipError",
     "ModelError",
     "NoRecordError",
+    "NotAFileError",
     "OptionalDependencyError",
     "RateLimitError",
     "ResultExpiredError",
@@ -175,6 +177,14 @@ class ImageDecodeError(InputError):
     """The bytes claim to be an image but cannot be decoded."""
 
     status = 422
+
+
+class NotAFileError(InputError):
+    """A path names a FIFO, socket, device or symbolic-link loop, not a regular file.
+
+    Reading a FIFO would wait for a writer forever and a device may never end, so
+    such paths are refused before a byte is read.
+    """
 
 
 class InvalidRequestError(InputError):

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import limits
-from ._io import encode_png
+from ._io import encode_png, read_regular_file
 from .contract import is_url
 from .errors import (
     ClothsegError,
@@ -245,7 +245,7 @@ def read_image(
         data, what = bytes(source), "image"
     else:
         path = Path(source)
-        data, what = path.read_bytes(), f"image {path.name!r}"
+        data, what = read_regular_file(path), f"image {path.name!r}"
     img = open_image(
         data,
         what,
@@ -479,6 +479,8 @@ def load_input(image: Any) -> tuple[bytes, str]:
     ------
     FileNotFoundError
         The path does not exist.
+    NotAFileError
+        The path is a FIFO, socket, device or symbolic-link loop (an ``InputError``).
     InputError
         A URL was given (pass it as ``image_url``), the type is not supported, or
         the image breaks the service's limits (see :func:`check_image_bytes`).
@@ -504,7 +506,7 @@ def _load_opened(image: Any, *, name: str | None = None) -> tuple[bytes, str, PI
         )
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
-        data = path.read_bytes()
+        data = read_regular_file(path)  # a FIFO named like a photo never blocks here
         filename = path.name
     elif isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)

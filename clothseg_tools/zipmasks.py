@@ -46,7 +46,7 @@ import numpy.typing as npt
 
 from . import limits
 from ._convert import as_mask
-from ._io import encode_png, write_png
+from ._io import encode_png, open_regular_file, write_png
 from .classes import CLASSES, canonical_class
 from .decode import _open_mask, _Opened, _run_all
 from .errors import ClothsegError, MaskZipError, UnsafeZipError
@@ -277,7 +277,7 @@ def _open_source(source: Any, max_total_bytes: int) -> tuple[IO[bytes], bool]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return io.BytesIO(bytes(source)), True
     if isinstance(source, (str, os.PathLike)):
-        return open(source, "rb"), True  # closed by the caller
+        return open_regular_file(source), True  # closed by the caller
     if hasattr(source, "read"):
         if getattr(source, "seekable", lambda: False)():
             return source, False

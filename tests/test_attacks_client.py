@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,15 @@ import clothseg_tools.decode as decode_module
 from clothseg_tools._io import encode_png
 from clothseg_tools.api import Client
 from clothseg_tools.decode import decode_mask
-from clothseg_tools.errors import MaskDecodeError, MaskZipError, UnsafeZipError
+from clothseg_tools.errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    MaskDecodeError,
+    MaskZipError,
+    TaskFailedError,
+    UnsafeZipError,
+)
 from clothseg_tools.zipmasks import MAX_ZIP_TOTAL_PIXELS, read_mask_zip
 
 KEY = "sk-live-attack-0123456789"
@@ -191,3 +200,137 @@ def test_the_pixel_budget_can_be_raised_or_lowered() -> None:
 
 def test_a_budget_error_is_a_zip_error() -> None:
     assert issubclass(UnsafeZipError, MaskZipError)
+
+
+# -- the API key, wherever the service or a link puts it ------------------------------------------
+
+
+def error_texts(exc: BaseException) -> list[str]:
+    """str, repr and string attributes of an error and of every exception it chains."""
+    out: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None:
+        out += [str(seen), repr(seen)]
+        out += [v for v in vars(seen).values() if isinstance(v, str)]
+        seen = seen.__cause__ or seen.__context__
+    return out
+
+
+def assert_hidden(*texts: object) -> None:
+    for text in texts:
+        assert KEY not in str(text), text
+        assert KEY.replace("-", "%2D").lower() not in str(text).lower()
+
+
+def test_a_failed_tasks_message_hides_the_key(
+    rsps: responses.RequestsMock, client: Client
+) -> None:
+    failed = {"task_id": "t1", "state": -1, "message": f"engine refused key {KEY}"}
+    rsps.get(
+        f"{CREATE}/t1",
+        json={"status": 200, "message": f"failed for {KEY}", "data": failed},
+    )
+    with pytest.raises(TaskFailedError) as info:
+        client.wait("t1", timeout=5)
+    assert_hidden(*error_texts(info.value))
+    assert "***" in str(info.value)
+
+
+def test_a_failed_task_read_once_hides_the_key(
+    rsps: responses.RequestsMock, client: Client
+) -> None:
+    failed = {"task_id": "t1", "state": -1}
+    rsps.get(f"{CREATE}/t1", json={"status": 200, "message": f"no: {KEY}", "data": failed})
+    task = client.get_task("t1")
+    assert task.is_failed
+    assert_hidden(task.message, repr(task), task.to_dict() if hasattr(task, "to_dict") else "")
+
+
+def test_a_failed_task_answered_with_an_error_status_hides_the_key(
+    rsps: responses.RequestsMock, client: Client
+) -> None:
+    failed = {"task_id": "t1", "state": -1}
+    rsps.post(CREATE, status=422, json={"status": 422, "message": f"bad {KEY}", "data": failed})
+    with pytest.raises(TaskFailedError) as info:
+        client.create_task(image_url="https://img.test/a.jpg")
+    assert_hidden(*error_texts(info.value))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        f"key-{KEY}-rejected",
+        f"key={KEY}.",
+        f"keys:{KEY},other",
+        f"url-encoded {KEY.replace('-', '%2D')}",
+        f"url-encoded {KEY.replace('-', '%2d')}",
+    ],
+)
+def test_a_key_inside_a_longer_token_is_hidden(
+    rsps: responses.RequestsMock, client: Client, message: str
+) -> None:
+    rsps.post(CREATE, status=401, json={"status": 401, "message": message, "data": None})
+    with pytest.raises(AuthenticationError) as info:
+        client.create_task(image_url="https://img.test/a.jpg")
+    assert_hidden(*error_texts(info.value))
+
+
+def test_a_key_in_a_mask_links_path_is_hidden(
+    rsps: responses.RequestsMock, client: Client
+) -> None:
+    # the link is refused by the mock transport: its error names the whole URL
+    link = f"http://cdn.test/{KEY}/tops.png?sig=x"
+    rsps.post(CREATE, json=answer_with({"tops": link}))
+    with pytest.raises(APIConnectionError) as info:
+        client.segment("https://img.test/a.jpg")
+    texts = error_texts(info.value)
+    assert any("cdn.test" in t for t in texts)  # still says where
+    assert_hidden(*texts)
+
+
+def test_a_key_echoed_in_a_request_id_is_hidden(
+    rsps: responses.RequestsMock, client: Client
+) -> None:
+    rsps.post(
+        CREATE,
+        status=400,
+        json={"status": 400, "message": "bad request", "data": None},
+        headers={"X-Request-Id": f"req-{KEY}-7"},
+    )
+    with pytest.raises(APIStatusError) as info:
+        client.create_task(image_url="https://img.test/a.jpg")
+    assert info.value.request_id == "req-***-7"
+    assert_hidden(*error_texts(info.value))
+
+
+def test_log_records_hide_the_key(
+    rsps: responses.RequestsMock, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    from clothseg_tools.api import _retry
+
+    rsps.get(f"{CREATE}/t1", status=503, json={"status": 503, "message": f"busy {KEY}"})
+    rsps.get(f"{CREATE}/t1", json={"status": 200, "message": "success", "data": DONE})
+    with caplog.at_level(logging.DEBUG, logger="clothseg_tools"):
+        old_sleep = _retry.sleep
+        _retry.sleep = lambda s: None
+        try:
+            client.wait("t1", timeout=30, poll_interval=0.01)
+        finally:
+            _retry.sleep = old_sleep
+        logging.getLogger("clothseg_tools").warning("echo %s", f"id-{KEY}")
+    assert caplog.records
+    assert_hidden(caplog.text, *[r.getMessage() for r in caplog.records])
+
+
+def test_manifest_lines_hide_the_key(tmp_path: Path, client: Client) -> None:
+    from clothseg_tools.batch.manifest import Manifest
+
+    with Manifest(tmp_path / "manifest.jsonl") as manifest:
+        manifest.append({"source": f"https://img.test/{KEY}/a.jpg", "error": f"x-{KEY}"})
+    assert_hidden((tmp_path / "manifest.jsonl").read_text())
+
+
+def test_a_short_key_does_not_garble_words() -> None:
+    from clothseg_tools.contract import scrub_secrets
+
+    assert scrub_secrets("task k failed: key-k-bad", ["k"]) == "task *** failed: key-***-bad"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import pytest
 import requests
 from _drip_support import DripOrigin, png_answer
 from _server_support import TASKS, body_of, create, photo, record_photo
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clothseg_tools.server import run_in_thread
@@ -310,3 +312,140 @@ def test_normal_requests_pass_the_limits(strict_server: str) -> None:
             time.sleep(0.3)
     answer = create(strict_server, photo(0), sync=1)
     assert body_of(answer)["data"]["state"] == 1
+
+
+# -- option values: never a 500 ------------------------------------------------------------------
+
+_ALLOWED = {"class_type": (1, 2, 3, 4), "quality": (1, 2), "sync": (0, 1)}
+_ASCII_NUMERAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+
+def _states_allowed(text: str, name: str) -> bool:
+    """The test's own reading of "this text states one of the option's values"."""
+    text = text.strip(" \t\r\n\x0b\x0c")
+    if not (len(text) <= 64 and _ASCII_NUMERAL.fullmatch(text)):
+        return False
+    return Decimal(text) in [Decimal(v) for v in _ALLOWED[name]]
+
+
+@pytest.fixture(scope="module")
+def plain_server(replay_dir: Path) -> Iterator[str]:
+    with run_in_thread(engine_options={"replay_dir": replay_dir}) as base:
+        yield base
+
+
+def _post_json(base: str, body: str) -> requests.Response:
+    return requests.post(
+        base + TASKS,
+        data=body.encode(),
+        headers={"X-API-KEY": "test-key", "Content-Type": "application/json"},
+        timeout=30,
+    )
+
+
+def _check_answer(answer: requests.Response, name: str, valid: bool) -> None:
+    assert answer.status_code == 400, answer.text[:300]
+    body = answer.json()
+    assert body["status"] == 400 and body["message"]
+    if valid:  # the option passed; the request lacks an image
+        assert body["message"].startswith("No image"), body["message"]
+    else:
+        assert body["message"].startswith(f"{name} must be one of"), body["message"]
+
+
+def test_an_integer_too_large_for_a_float_is_a_400(plain_server: str) -> None:
+    # the reported probe: OverflowError in the option parser answered 500
+    answer = _post_json(plain_server, '{"class_type": 1' + "0" * 400 + "}")
+    _check_answer(answer, "class_type", valid=False)
+    assert "digits" in answer.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1" + "0" * 5000,
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "1.0000000000000000001",
+        "1e99999999999",
+        "NaN",
+        "Infinity",
+        '"\\ud800"',  # a lone surrogate: not even encodable as UTF-8
+    ],
+)
+def test_extreme_json_numbers_are_400s(plain_server: str, text: str) -> None:
+    answer = _post_json(plain_server, '{"class_type": ' + text + "}")
+    assert answer.status_code == 400 and answer.json()["message"]
+    assert "Decimal(" not in answer.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("\u0661", False),  # ARABIC-INDIC DIGIT ONE: float() would read 1
+        ("\uff11", False),  # FULLWIDTH DIGIT ONE
+        ("\u00a01", False),  # a no-break space is not ASCII whitespace
+        ("1_0", False),
+        ("0x1", False),
+        ("inf", False),
+        (" 1 ", True),
+        ("1.0", True),
+        ("+1", True),
+        ("1e0", True),
+        ("0.1e1", True),
+    ],
+)
+def test_only_ascii_numerals_are_read(plain_server: str, value: str, valid: bool) -> None:
+    answer = _post_json(plain_server, json.dumps({"class_type": value}))
+    _check_answer(answer, "class_type", valid=valid)
+    form = requests.post(
+        plain_server + TASKS,
+        data={"class_type": value},
+        headers={"X-API-KEY": "test-key"},
+        timeout=30,
+    )
+    _check_answer(form, "class_type", valid=valid)
+
+
+_json_numbers = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,450})(\.[0-9]{1,30})?([eE][+-]?[0-9]{1,4})?", fullmatch=True
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(sorted(_ALLOWED)), number=_json_numbers)
+def test_no_json_number_yields_a_500(plain_server: str, name: str, number: str) -> None:
+    answer = _post_json(plain_server, f'{{"{name}": {number}}}')
+    _check_answer(answer, name, valid=Decimal(number) in [Decimal(v) for v in _ALLOWED[name]])
+
+
+_option_strings = st.one_of(
+    st.text(max_size=80),
+    st.from_regex(r"\s*[+-]?[0-9]{0,3}(\.[0-9]{0,3})?([eE][+-]?[0-9]{1,3})?\s*", fullmatch=True),
+    st.text(alphabet=st.characters(categories=["Nd", "Zs"]), max_size=4),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(sorted(_ALLOWED)), value=_option_strings)
+def test_no_option_string_yields_a_500(plain_server: str, name: str, value: str) -> None:
+    answer = _post_json(plain_server, json.dumps({name: value}))
+    if not value.strip(" \t\r\n\x0b\x0c"):
+        assert answer.status_code == 400  # an empty value is the default
+        return
+    _check_answer(answer, name, valid=_states_allowed(value, name))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(sorted(_ALLOWED)),
+    value=st.recursive(
+        st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+        max_leaves=5,
+    ),
+)
+def test_no_json_value_yields_a_500(plain_server: str, name: str, value: Any) -> None:
+    answer = _post_json(plain_server, json.dumps({name: value}))
+    assert answer.status_code == 400 and answer.json()["message"]

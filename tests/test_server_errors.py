@@ -204,7 +204,7 @@ def test_streamed_body_is_cut_off_at_the_limit(server: str) -> None:
                 pending = memoryview(chunk)
                 sent += 1
             if pending:
-                with contextlib.suppress(BlockingIOError):
+                with contextlib.suppress(BlockingIOError):  # the buffer is full: later
                     pending = pending[sock.send(pending) :]
             try:
                 answer = sock.recv(65536)

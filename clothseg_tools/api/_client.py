@@ -12,18 +12,28 @@ False
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import requests
 
-from ..contract import ENDPOINT, KEY_ENV, URL_ENV, check_options, task_path
+from ..contract import (
+    ENDPOINT,
+    KEY_ENV,
+    URL_ENV,
+    check_options,
+    scrub_exception,
+    scrub_secrets,
+    task_path,
+)
 from ..errors import (
     APIError,
     ConfigurationError,
@@ -63,6 +73,26 @@ logger = logging.getLogger("clothseg_tools.api")
 
 
 Timeout = float | tuple[float, float]
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _hides_key(method: _Method) -> _Method:
+    """Errors leaving ``method`` show no trace of the client's API key: not in their
+    text, their attributes (``request_id``) or the errors they chain, wherever the
+    service or a link put it."""
+
+    @functools.wraps(method)
+    def call(self: Client, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if self._key is not None:
+                scrub_exception(exc, (self._key.reveal(),))
+            raise
+
+    return cast(_Method, call)
 
 
 class Client:
@@ -266,6 +296,7 @@ class Client:
 
     # -- tasks --------------------------------------------------------------------------
 
+    @_hides_key
     def create_task(
         self,
         image: Any = None,
@@ -337,10 +368,11 @@ class Client:
             data, filename, mime, size = load_upload(image)
             files = {"image_file": (filename, data, mime)}
         body = self._api("POST", ENDPOINT, what="creating a task", data=fields, files=files)
-        task = Task.from_response(body)
+        task = self._hide_key(Task.from_response(body))
         logger.debug("created task %s (state %s)", task.task_id, task.state)
         return task, size
 
+    @_hides_key
     def get_task(self, task_id: str | Task, *, timeout: tuple[float, float] | None = None) -> Task:
         """Query a task once.
 
@@ -359,7 +391,14 @@ class Client:
             task_id=tid,
             timeout=timeout,
         )
-        return Task.from_response(body, task_id=tid)
+        return self._hide_key(Task.from_response(body, task_id=tid))
+
+    def _hide_key(self, task: Task) -> Task:
+        """``task`` with the key hidden in the service's message (a failure may echo it)."""
+        if self._key is None or not task.message:
+            return task
+        message = scrub_secrets(task.message, (self._key.reveal(),))
+        return task if message == task.message else dataclasses.replace(task, message=message)
 
     @staticmethod
     def _task_id(task_id: str | Task) -> str:
@@ -368,6 +407,7 @@ class Client:
             raise InvalidRequestError(f"task_id must be a non-empty string, got {tid!r}.")
         return tid.strip()
 
+    @_hides_key
     def wait(
         self,
         task_id: str | Task,
@@ -419,6 +459,7 @@ class Client:
 
     # -- results --------------------------------------------------------------------------
 
+    @_hides_key
     def segment(
         self,
         image: Any,
@@ -502,6 +543,7 @@ class Client:
         )
         return result
 
+    @_hides_key
     def fetch(
         self,
         task: str | Task,

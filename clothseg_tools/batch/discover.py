@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .. import limits
+from .._io import non_regular_kind
 from ..contract import is_url, safe_source
 from ..errors import ConfigurationError
 from ..result import PARTS_DIR, RESULT_NAME, find_results
@@ -152,11 +153,27 @@ def _walk(
             d for d in dirnames if not d.startswith(".") and (here / d).resolve() not in exclude
         )
         for name in filenames:
-            if _is_image_name(name, extensions):
+            if name.startswith("."):
+                continue
+            odd = _not_regular(here / name)
+            if odd is not None:
+                skipped.append(SkippedInput(str(here / name), odd))
+            elif _is_image_name(name, extensions):
                 found.append(here / name)
-            elif not name.startswith("."):
+            else:
                 skipped.append(SkippedInput(str(here / name), _unsupported(name)))
     return sorted(found), sorted(skipped, key=lambda s: s.source)
+
+
+def _not_regular(path: Path) -> str | None:
+    """Why ``path`` is passed over when it is not a regular file (or a link to one).
+
+    A FIFO named like a photo would block its reader forever and a device may never
+    end, so discovery lists them as skipped, saying what they are, instead of making
+    them items.
+    """
+    kind = non_regular_kind(path)
+    return None if kind is None else f"{kind}, not a regular file"
 
 
 def _relative_key(path: Path, base: Path | None) -> str:
@@ -346,6 +363,10 @@ def _expand(
         return out, []
     if path.is_file():
         return [_Found(str(path.resolve()), _relative_key(path, None))], []
+    if os.path.lexists(path) and not _has_magic(text):
+        # a FIFO, socket, device or looping link named on purpose: an item, whose
+        # reading fails at once saying what it is (never "does not exist")
+        return [_Found(os.path.abspath(path), _relative_key(path, None))], []
     if _has_magic(text):
         return _expand_glob(text, exts, skip)
     raise InputNotFoundError(
@@ -370,10 +391,14 @@ def _expand_glob(
     skipped = []
     for match in sorted(glob.glob(expanded, recursive=True)):
         p = Path(match)
-        resolved = p.resolve()
-        if not p.is_file() or p.name.startswith("."):
+        if p.is_dir() or p.name.startswith("."):
             continue
+        resolved = _resolved(p)
         if any(s == resolved or s in resolved.parents for s in skip):
+            continue
+        odd = _not_regular(p)
+        if odd is not None:  # named as found: a link to /dev/zero is not "/dev/zero"
+            skipped.append(SkippedInput(os.path.abspath(p), odd))
             continue
         if not _is_image_name(p.name, exts):
             skipped.append(SkippedInput(str(resolved), _unsupported(p.name)))
@@ -385,6 +410,14 @@ def _expand_glob(
             f"{', '.join(sorted(exts))})."
         )
     return matches, skipped
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` resolved, or made absolute when it is a symbolic link that loops."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a loop, on Pythons before 3.13
+        return Path(os.path.abspath(path))
 
 
 def _suffix_hash(source: str) -> str:

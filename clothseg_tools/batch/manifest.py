@@ -34,6 +34,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from ..contract import scrub_secrets
+
 __all__ = ["MANIFEST_NAME", "Manifest", "manifest_path", "read_manifest"]
 
 logger = logging.getLogger("clothseg_tools")
@@ -114,7 +116,9 @@ class Manifest:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write ``record`` as one line and make it durable before returning."""
-        line = (json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+        text = json.dumps(record, ensure_ascii=False, sort_keys=False)
+        # every live API key is hidden, whichever field carries it (an error, a source)
+        line = (scrub_secrets(text) + "\n").encode("utf-8")
         with self._lock:
             fh = self.open()._fh
             assert fh is not None

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from .. import limits
 from .._convert import as_image, check_same_shape
-from .._io import atomic_write_bytes, encode_png
+from .._io import atomic_write_bytes, encode_png, read_regular_file
 from ..classes import CLASSES, GARMENT_CLASSES, LABEL_PRIORITY, canonical_class
 from ..decode import download
 from ..inputs import open_photo
@@ -166,12 +166,13 @@ def load_photo(
         data = download(source, max_bytes=limits.MAX_FILE_BYTES, what="image")
     else:
         path = Path(source)
-        if not path.is_file():
+        try:
+            data = read_regular_file(path)
+        except FileNotFoundError:
             raise FileNotFoundError(
                 f"The photo {source} of the result{where} is no longer there; put it back "
                 "or segment it again from its new place."
-            )
-        data = path.read_bytes()
+            ) from None
     photo = open_photo(data, name=Path(source).name).pixels  # checked and decoded once
     check_same_shape(result.shape, photo.shape, what="the masks", other="the photo")
     return photo

@@ -59,6 +59,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import limits
+from .._io import read_regular_file
 from ..contract import is_url, redact_url
 from ..errors import MaskDecodeError, ShapeMismatchError
 from ..inputs import sniff_format
@@ -164,7 +165,7 @@ def read_mask_file(
            [  0, 255]], dtype=uint8)
     """
     p = Path(path)
-    return mask_from_bytes(p.read_bytes(), name=str(p), max_pixels=max_pixels)
+    return mask_from_bytes(read_regular_file(p), name=str(p), max_pixels=max_pixels)
 
 
 def _b64decode(text: str) -> bytes:
@@ -285,7 +286,7 @@ def _open_value(
     if isinstance(value, os.PathLike):
         path = Path(value)
         what = f"{label} ({path})"
-        return _Opened(_open_mask(path.read_bytes(), what, max_pixels), what)
+        return _Opened(_open_mask(read_regular_file(path), what, max_pixels), what)
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
 
@@ -322,7 +323,7 @@ def _open_value(
     # the one check of "may this name a file": on the same stripped text that is read
     if allow_paths and _is_existing_file(text):
         what = f"{label} ({text})"
-        return _Opened(_open_mask(Path(text).read_bytes(), what, max_pixels), what)
+        return _Opened(_open_mask(read_regular_file(text), what, max_pixels), what)
     _check_inline_size(text, label, max_bytes)
     try:
         data = _b64decode(text)

@@ -11,6 +11,7 @@ refusal says what was wrong and how to send it instead.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
@@ -156,7 +157,8 @@ def _values(fields: Mapping[str, Any]) -> list[Any]:
 
 def _json_fields(body: bytes) -> dict[str, Any]:
     try:
-        parsed = json.loads(body)
+        # exact decimals: 1.0000000000000000001 must not read as class_type 1
+        parsed = json.loads(body, parse_float=decimal.Decimal)
     except ValueError as exc:
         raise ApiProblem(400, f"The JSON body does not parse ({exc}).") from None
     if not isinstance(parsed, dict):

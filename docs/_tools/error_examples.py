@@ -127,6 +127,21 @@ def _undecodable(ctx: Context) -> None:
         ctx.client().segment(path)
 
 
+@example("NotAFileError", 'client.segment("shoot/pipe.jpg")  # a FIFO named like a photo')
+def _not_a_file(ctx: Context) -> None:
+    import os
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "shoot").mkdir()
+        os.mkfifo(Path(tmp) / "shoot" / "pipe.jpg")
+        here = os.getcwd()
+        os.chdir(tmp)  # the message names the path as given: keep the temporary folder out
+        try:
+            ctx.client().segment("shoot/pipe.jpg")
+        finally:
+            os.chdir(here)
+
+
 @example("InvalidRequestError", "client.segment(photo, output_type=4)")
 def _invalid_request(ctx: Context) -> None:
     ctx.client().segment(PHOTO, output_type=4)
