@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import click
@@ -145,8 +146,6 @@ def describe_request(backend: str, class_type: int, *, base_url: str | None = No
     with the local engine, asking for class_type 1: clothes, tops, bottoms, dress, acc
     (--class-type 4 asks for all twelve)
     """
-    import os
-
     if backend == "remote":
         where = base_url or os.environ.get(URL_ENV)
         engine = f"with the remote service{f' at {safe_source(where)}' if where else ''}"
