@@ -45,8 +45,8 @@ __all__ = ["Parsing", "upsampled_blocks"]
 
 # Elements (pixels x channels) per row block of the vectorized passes: big enough for
 # numpy's per-call overhead to vanish, small enough for a block's float temporaries
-# (about 1 MB each) to stay in cache.
-_BLOCK_PIXELS = 1 << 18
+# (4 MB each) small beside any stack they fill.
+_BLOCK_PIXELS = 1 << 20
 
 
 def _row_block(width: int, channels: int = 1) -> int:
@@ -420,18 +420,30 @@ def upsampled_blocks(
     ext_h, ext_w = (None, None) if extent is None else extent
     x0, x1, wx = _linear_weights(big_w, w, ext_w)
     y0, y1, wy = _linear_weights(big_h, h, ext_h)
+    resize_x = w != big_w or ext_w is not None
     step = _row_block(big_w, k)
+    # Source rows already reduced and widened, by index: consecutive blocks share
+    # source rows (an upsampled source row serves many output rows), and each is
+    # widened once. Rows behind the current block are dropped.
+    wide_rows: dict[int, npt.NDArray[np.float32]] = {}
     for r0 in range(0, big_h, step):
         r1 = min(r0 + step, big_h)
         s0, s1 = int(y0[r0]), int(y1[r1 - 1]) + 1
-        rows = src[:, s0:s1]
-        if reduce is not None:
-            rows = reduce(rows)
-        if w != big_w or ext_w is not None:
-            wide = rows[:, :, x0]
-            wide += (rows[:, :, x1] - wide) * wx
-        else:
-            wide = rows  # only read below: the fancy indexing makes the copies
+        for j in [j for j in wide_rows if j < s0]:
+            del wide_rows[j]
+        first_new = max(s0, max(wide_rows, default=s0 - 1) + 1)
+        if first_new < s1:
+            rows = src[:, first_new:s1]
+            if reduce is not None:
+                rows = reduce(rows)
+            if resize_x:
+                new = rows[:, :, x0]
+                new += (rows[:, :, x1] - new) * wx
+            else:
+                new = np.array(rows, dtype=np.float32)
+            for i, j in enumerate(range(first_new, s1)):
+                wide_rows[j] = new[:, i]
+        wide = np.stack([wide_rows[j] for j in range(s0, s1)], axis=1)  # (k, s1 - s0, W)
         top = wide[:, y0[r0:r1] - s0]
         block = wide[:, y1[r0:r1] - s0]
         block -= top  # in place: two block-sized temporaries in all
@@ -447,15 +459,17 @@ def _soft_classes(
     extent: tuple[float, float] | None = None,
 ) -> None:
     """Sum label probabilities per class at their resolution, upsample by blocks, round."""
-    weights = table.T.astype(np.float32)  # (k, c)
+    # 255 and the rounding offset go into the sums at the source resolution: linear
+    # interpolation keeps them, and the full-size blocks are spared two passes
+    weights = table.T.astype(np.float32) * np.float32(255)  # (k, c)
 
     def class_sums(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return np.tensordot(weights, rows, axes=1)  # (k, s, w)
+        sums = np.tensordot(weights, rows, axes=1)  # (k, s, w), 0..255
+        sums += 0.5
+        return sums
 
     for r0, r1, block in upsampled_blocks(
         probs, (out.shape[1], out.shape[2]), extent=extent, channels=out.shape[0], reduce=class_sums
     ):
-        block *= 255.0
-        block += 0.5
-        np.clip(block, 0, 255, out=block)
+        np.minimum(block, 255, out=block)  # sums of probabilities a little over 1
         out[:, r0:r1] = block  # float -> uint8 truncates; the +0.5 made it round

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -127,6 +126,8 @@ def _moved(regions: Iterable[Region], photo: str, fn, shape: tuple[int, int]) ->
 
 
 def _step(photo: Photo, step: list[Any], built: dict[str, Photo]) -> Photo:
+    import cv2  # with the local engine's extra only (this module is imported without it)
+
     img, regions = photo.image, photo.regions
     h, w = img.shape[:2]
     op = step[0]
@@ -164,6 +165,8 @@ def _step(photo: Photo, step: list[Any], built: dict[str, Photo]) -> Photo:
 def _paste(
     photo: Photo, other: Photo, polygon: list[list[float]], f: float, at: list[int]
 ) -> Photo:
+    import cv2
+
     img = photo.image.copy()
     h, w = img.shape[:2]
     src = cv2.resize(

@@ -790,3 +790,40 @@ def test_labeled_items_unpack_as_name_masks_photo(tmp_path):
     name, masks, photo, parts = next(read_yolo(tmp_path / "y", parts=False))
     assert name == "p0" and photo.name == "p0.png" and parts is None
     assert isinstance(masks, MaskSet) and masks.shape == (60, 48)
+
+
+def test_cvat_more_regions_than_a_png_index_holds(tmp_path, caplog):
+    dots = np.zeros((44, 44), bool)
+    dots[::2, ::2] = True  # 484 separate specks
+    big = np.zeros((44, 44), bool)
+    big[1:43:2, 1:20] = True
+    ms = MaskSet({"acc": dots & ~big, "tops": big})
+    summary = export_cvat([("x.jpg", ms)], tmp_path / "c")
+    assert summary.annotations == 255 and "smallest have no instance" in caplog.text
+    objects = np.array(Image.open(tmp_path / "c" / "SegmentationObject" / "x.png"))
+    sizes = np.bincount(objects.reshape(-1))
+    assert int(objects.max()) == 255 and sizes[1:].max() == 19  # the tops rows kept theirs
+    item = next(read_cvat(tmp_path / "c"))
+    np.testing.assert_array_equal(
+        label_map(item.masks, CLASSES, priority=LABEL_PRIORITY),
+        label_map(ms, CLASSES, priority=LABEL_PRIORITY),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3)), min_size=2, max_size=80),
+    tolerance=st.sampled_from([0.1, 0.25, 0.5, 1.0, 3.0]),
+    closed=st.booleans(),
+)
+def test_douglas_peucker_keeps_the_points_scikit_image_keeps(steps, tolerance, closed):
+    from skimage.measure import approximate_polygon as reference
+
+    from clothseg_tools.export.polygons import approximate_polygon
+
+    coords = np.cumsum(np.array([(0, 0), *steps], float) / 2, axis=0)
+    if closed:
+        coords = np.concatenate([coords, coords[:1]])
+    np.testing.assert_array_equal(
+        approximate_polygon(coords, tolerance), reference(coords, tolerance)
+    )

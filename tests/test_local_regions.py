@@ -72,3 +72,13 @@ def test_the_set_holds_the_demo_photos(photos, tmp_path, name, demo_file):
     written = {p.relative_to(tmp_path).as_posix(): p for p in sample_photos(tmp_path)}
     demo = np.asarray(Image.open(written[demo_file]).convert("RGB"))
     np.testing.assert_array_equal(photos[name].image, demo)
+
+
+def test_a_joint_dragged_off_the_person_is_no_keypoint(photos, engine):
+    # the pose model puts the cameraman's far wrist out on the skyline, along the
+    # streak its person mask runs there; the selfie model sees no one there
+    out = engine.segment(photos["cameraman"].image, classes=("tops",))
+    assert out.keypoints is not None
+    assert {"nose", "right_wrist", "left_shoulder"} <= set(out.keypoints)
+    assert "left_wrist" not in out.keypoints
+    assert out.masks["tops"][150:215, 340:510].max() < 128  # and no top out there

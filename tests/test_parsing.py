@@ -271,11 +271,12 @@ def test_colour_pictures_and_wrong_sets_are_refused_with_the_file_name(tmp_path)
 
 def test_soft_post_processing_allocates_about_one_stack():
     # 18 labels at a quarter of the picture's size: the peak beyond the final uint8
-    # stack stays small because no full-size float channel is ever made
+    # stack is a few block-sized temporaries, because no full-size float channel is
+    # ever made
     rng = np.random.default_rng(0)
-    raw = rng.random((18, 256, 256), dtype=np.float32)
-    p = Parsing(np.zeros((1024, 1024), np.uint8), "atr", probs=raw / raw.sum(axis=0))
-    stack_bytes = 12 * 1024 * 1024
+    raw = rng.random((18, 512, 512), dtype=np.float32)
+    p = Parsing(np.zeros((2048, 2048), np.uint8), "atr", probs=raw / raw.sum(axis=0))
+    stack_bytes = 12 * 2048 * 2048
     tracemalloc.start()
     try:
         p.to_maskset()

@@ -16,6 +16,7 @@ from .._version import __version__
 from ..errors import install_hint
 from ._common import ClothsegGroup, configure_logging
 from .export import coco_command, export_command, import_labels_command
+from .importing import import_command
 from .post import (
     background_command,
     cutout_command,
@@ -78,6 +79,7 @@ def _serve_command() -> click.Command:
 
 for _command in (
     segment_command,
+    import_command,
     merge_command,
     labelmap_command,
     cutout_command,

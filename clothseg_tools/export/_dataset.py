@@ -19,7 +19,7 @@ from .. import limits
 from ..errors import ImageDecodeError, ImageTooLargeError, ShapeMismatchError
 from ._source import ExportItem
 
-__all__ = ["ExportSummary", "photo_size", "place_photo", "staged_folder"]
+__all__ = ["ExportSummary", "checked_photo", "photo_size", "place_photo", "staged_folder"]
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,8 @@ def photo_size(path: Path) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def place_photo(item: ExportItem, folder: Path, *, link: bool = False) -> Path:
-    """Copy (or hard-link) an item's photo to ``folder/<name><ext>``; checks its size.
+def checked_photo(item: ExportItem) -> Path:
+    """An item's photo, checked to be on disk and of the masks' size.
 
     Raises
     ------
@@ -107,19 +107,26 @@ def place_photo(item: ExportItem, folder: Path, *, link: bool = False) -> Path:
             "(moved, or segmented from a URL); put it back, or export without images."
         )
     h, w = item.masks.shape
-    if photo_size(item.photo) != (w, h):
-        pw, ph = photo_size(item.photo)
+    pw, ph = photo_size(item.photo)
+    if (pw, ph) != (w, h):
         raise ShapeMismatchError(
             f"{item.name}: the photo {item.photo} is {pw} x {ph} but the masks are "
             f"{w} x {h}; the photo was replaced after segmenting."
         )
-    target = folder / f"{item.name}{item.photo.suffix.lower()}"
+    return item.photo
+
+
+def place_photo(item: ExportItem, folder: Path, *, link: bool = False) -> Path:
+    """Copy (or hard-link) an item's photo to ``folder/<name><ext>``, checked as
+    :func:`checked_photo` checks it."""
+    photo = checked_photo(item)
+    target = folder / f"{item.name}{photo.suffix.lower()}"
     target.parent.mkdir(parents=True, exist_ok=True)
     if link:
         try:
-            os.link(item.photo, target)
+            os.link(photo, target)
             return target
         except OSError:
             pass  # another file system, or links not allowed: copy instead
-    shutil.copyfile(item.photo, target)
+    shutil.copyfile(photo, target)
     return target

@@ -48,8 +48,8 @@ import numpy.typing as npt
 from .. import limits
 from .._io import atomic_open
 from ..classes import CLASSES, LABEL_PRIORITY, canonical_class
-from ..errors import LabelFormatError, ShapeMismatchError, UnsafeZipError
-from ._dataset import ExportSummary, photo_size, staged_folder
+from ..errors import LabelFormatError, UnsafeZipError
+from ._dataset import ExportSummary, checked_photo, photo_size, staged_folder
 from ._labeled import LabeledItem, labeled_item
 from ._source import iter_items, semantic_labels
 from .labels import cvat_labelmap, label_palette
@@ -97,10 +97,20 @@ def _objects(labels: npt.NDArray[np.uint8], name: str) -> npt.NDArray[np.uint8]:
 
     objects, n = label(labels, background=0, connectivity=2, return_num=True)
     if n > 255:
-        raise ValueError(
-            f"{name}: {n} separate regions, more than the 255 a SegmentationObject PNG "
-            "holds; clean the masks (clothseg_tools.clean) to drop the specks first."
+        # a PNG index holds 255 objects: the largest keep theirs, the specks go without
+        # one (their class stays in SegmentationClass, and reading back keeps it)
+        sizes = np.bincount(objects.reshape(-1), minlength=n + 1)
+        sizes[0] = 0
+        keep = np.argsort(sizes, kind="stable")[::-1][:255]
+        table = np.zeros(n + 1, np.uint8)
+        table[np.sort(keep)] = np.arange(1, 256, dtype=np.uint8)
+        logger.warning(
+            "export_cvat: %s: %d regions; the %d smallest have no instance of their own",
+            name,
+            n,
+            n - 255,
         )
+        return table[objects]
     return objects.astype(np.uint8)
 
 
@@ -192,30 +202,14 @@ def _write(
         sink.write(f"{CLASS_DIR}/{item.name}.png", _png(labels, class_palette))
         sink.write(f"{OBJECT_DIR}/{item.name}.png", _png(objects, object_palette))
         if images:
-            if item.photo is None:
-                raise FileNotFoundError(
-                    f"{item.name}: the photo {item.file_name!r} of this result is not on "
-                    "disk; put it back, or export without images."
-                )
-            photo_size_matches(item.photo, labels.shape, item.name)
-            sink.write(
-                f"{IMAGE_DIR}/{item.name}{item.photo.suffix.lower()}", item.photo.read_bytes()
-            )
+            photo = checked_photo(item)
+            sink.write(f"{IMAGE_DIR}/{item.name}{photo.suffix.lower()}", photo.read_bytes())
         names.append(item.name)
         n_objects += int(objects.max())
     sink.write(LABELMAP, cvat_labelmap(CLASSES).encode("utf-8"))
     sink.write(SUBSET, "".join(f"{n}\n" for n in names).encode("utf-8"))
     logger.info("export_cvat: wrote %d images, %d instances", len(names), n_objects)
     return len(names), n_objects
-
-
-def photo_size_matches(photo: Path, shape: tuple[int, ...], name: str) -> None:
-    w, h = photo_size(photo)
-    if (h, w) != tuple(shape):
-        raise ShapeMismatchError(
-            f"{name}: the photo {photo} is {w} x {h} but the masks are {shape[1]} x "
-            f"{shape[0]}; the photo was replaced after segmenting."
-        )
 
 
 # -- reading back ------------------------------------------------------------------

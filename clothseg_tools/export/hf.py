@@ -50,9 +50,8 @@ import numpy as np
 from .._io import atomic_write_bytes, encode_png
 from ..classes import CLASSES, LABEL_PRIORITY, canonical_class
 from ..errors import OptionalDependencyError, install_hint
-from ._dataset import ExportSummary, staged_folder
+from ._dataset import ExportSummary, checked_photo, staged_folder
 from ._source import ExportItem, iter_items, semantic_labels
-from .cvat import photo_size_matches
 from .labels import encode_label_png
 
 __all__ = ["LABEL_NAMES", "export_hf", "hf_features"]
@@ -129,13 +128,8 @@ def _row(
     labels = semantic_labels(item, level, priority)
     photo = None
     if images:
-        if item.photo is None:
-            raise FileNotFoundError(
-                f"{item.name}: the photo {item.file_name!r} of this result is not on disk; "
-                "put it back, or export without images."
-            )
-        photo_size_matches(item.photo, labels.shape, item.name)
-        photo = {"bytes": item.photo.read_bytes(), "path": item.file_name}
+        photo_path = checked_photo(item)
+        photo = {"bytes": photo_path.read_bytes(), "path": item.file_name}
     present = np.flatnonzero(np.bincount(labels.reshape(-1), minlength=len(LABEL_NAMES)))
     row: dict[str, Any] = {
         "image": photo,

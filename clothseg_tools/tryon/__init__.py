@@ -67,7 +67,8 @@ roles by name (``Coat`` as upper clothes, ``Jumpsuits`` as dress, side-less arms
 legs split to the side of the nearer limb of the skeleton, ``Torso-skin`` as neck);
 or a :class:`~clothseg_tools.MaskSet` of the twelve classes. From a MaskSet the
 result is approximate where the classes say less than ATR: ``body`` is split into
-arms, legs and neck/torso by the nearest limb of the skeleton; ``bottoms`` stands for
+arms, legs and neck/torso by the nearest limb of the skeleton (a wrist not found is
+guessed on a straight arm); ``bottoms`` stands for
 both pants and skirt (the rules treat them alike); ``acc`` counts as sunglasses
 (fixed) near the head and as a belt (kept) elsewhere; ``head`` outside face and hair
 is a hat. The largest region is kept as pixels, where the reference redraws it from
@@ -309,6 +310,14 @@ def tryon_mask(
     >>> tops = np.zeros((h, w), bool); tops[25:60, 20:60] = True
     >>> m = tryon_mask(MaskSet({"tops": tops, "bottoms": bottoms}), "lower_body")
     >>> bool(m[bottoms].all()), bool(m[tops].any())
+    (True, False)
+
+    OOTDiffusion's mask from an ATR + neck label map (4 = Upper-clothes, 6 = Pants):
+
+    >>> from clothseg_tools import Parsing
+    >>> lab = np.zeros((512, 384), np.uint8); lab[150:300, 140:241] = 4; lab[300:400, 150:231] = 6
+    >>> m = tryon_mask(Parsing(lab, "ootd"), "lower_body", preset="ootd")
+    >>> bool(m[300:400, 150:231].all()), bool(m[150:300].any())
     (True, False)
     """
     _check_category(category)

@@ -149,7 +149,8 @@ class LocalEngine(Engine):
         if obs.pose is not None and obs.faces_found > 1:
             notes.append(f"{obs.faces_found} people found; segmented the most prominent one only")
         masks, parts = render(image, work, parsing, classes, detail=detail_mode >= 2)
-        keypoints = pose_keypoints(obs.pose, work.shape[:2], image.shape[:2])
+        # the pose as the parsing trusted it: a joint dragged off the person is unseen
+        keypoints = pose_keypoints(parsing.pose, work.shape[:2], image.shape[:2])
         done = time.perf_counter()
         self._timings.value = {"model": models_done - start, "post": done - models_done}
         logger.debug(

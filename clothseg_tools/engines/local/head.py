@@ -10,13 +10,16 @@ follows the hair's colour).
 
 A head covering is a region above the forehead whose colour differs from the hair's,
 learned at the temples where a cap's brim does not reach; what lies above a covering
-is covering too.
+is covering too. Where the temples show no usable hair colour (a low brim, glasses,
+shadow), a crown patterned as no hair is (a badge, braid, a light top over a dark
+band) is a covering too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from skimage.measure import label
@@ -32,6 +35,8 @@ ColourModel = tuple[FloatArray, FloatArray]
 
 # Largest colour spread (delta E) of hair samples that still counts as one hair colour.
 _HAIR_SPREAD = 24.0
+# Lightness step per pixel (L units) that counts as a strong edge in a head covering.
+_PATTERN_EDGE = 15.0
 # A head turned further than this (the ears' offset behind the nose, in head
 # half-widths) is seen in profile: the face has a front, and nothing ahead of it is hair.
 _PROFILE = 0.45
@@ -148,11 +153,13 @@ def head_memberships(
     temples = non_skin & (np.abs(s) >= 0.8) & (np.abs(s) <= 1.6) & (t >= -0.3) & (t <= 0.5)
     hair_model = colour_model(lab[temples], max_spread=_HAIR_SPREAD)
     hat = _headwear(lab, s, t, non_skin, hair_model)
+    if not hat.any() and _patterned(lab, non_skin & (t > 0.9)):
+        hat = non_skin & (t > 0.9)
 
     # skin next to the oval (ears, a high forehead) is face unless it is more like hair
     face_ext = np.zeros(shape, bool)
     if skin_model is not None:
-        cand = around & near_oval & ~hat
+        cand = around & near_oval & ~hat & (t > -0.7)  # ears, forehead; not the neck
         d_skin = skin_model.distance(lab[cand])
         skin_like = d_skin < SkinModel.FAR
         if hair_model is not None:
@@ -270,6 +277,23 @@ def _headwear(
     lowest = np.full(41, np.inf, np.float32)
     np.minimum.at(lowest, bins[far], t[far])
     return crown & (t >= lowest[bins])
+
+
+def _patterned(lab: FloatArray, crown: BoolArray) -> bool:
+    """The crown shows a pattern no hair has: many sharp, strong lightness edges.
+
+    Hair's strands and highlights make soft or faint edges; a cap's badge, braid and
+    the line between a light top and a dark band make sharp, strong ones. True when
+    more than an eighth of the crown lies on such an edge (hair stays under a
+    sixteenth on the photos of the regression set).
+    """
+    if crown.sum() < 30:
+        return False
+    light = np.ascontiguousarray(lab[:, :, 0])
+    gx = cv2.Sobel(light, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(light, cv2.CV_32F, 0, 1, ksize=3)
+    strong = np.hypot(gx, gy) > np.float32(8 * _PATTERN_EDGE)  # Sobel's 3x3 gain is 8
+    return bool(strong[crown].mean() > 0.125)
 
 
 def _hair_below_chin(

@@ -78,11 +78,16 @@ class Parsing:
         Remarks for the user (fallbacks taken).
     details : dict
         What was decided and from what (for logs and tests).
+    pose : ndarray or None
+        (33, 3) float32: the pose landmarks as the parsing trusted them (x, y in
+        working pixels, visibility), a landmark off the person's support rated unseen;
+        None when no person was found.
     """
 
     leaves: FloatArray
     notes: list[str] = field(default_factory=list)
     details: dict[str, object] = field(default_factory=dict)
+    pose: FloatArray | None = None
 
     def leaf(self, name: str) -> FloatArray:
         """One leaf's (h, w) confidence (a view)."""
@@ -179,7 +184,7 @@ def parse(rgb: npt.NDArray[np.uint8], obs: Observations) -> Parsing:
     details["dropped"] = int(drop.sum())
     if details["dropped"]:
         leaves *= ~drop
-    return Parsing(leaves, notes, details)
+    return Parsing(leaves, notes, details, scene.pose)
 
 
 def _colourless(lab: FloatArray) -> bool:
