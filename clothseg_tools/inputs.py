@@ -1,4 +1,10 @@
-"""Input images: recognise, check against the service's limits, encode, decode.
+"""Input photos: open them safely, check them against the service's limits, decode once.
+
+Every photo enters here, whichever way it goes on: :func:`load_input` gives the bytes
+to upload, :func:`open_photo` the pixels for an in-process engine (a file is checked
+and opened once; an array is never encoded to be decoded again). Opening any image
+safely (:func:`open_image`, :func:`read_image`: format allow-list, pixel cap read from
+the header) lives here too, for the mask decoder as well.
 
 The service (API.md) accepts JPEG, PNG, BMP, WebP, TIFF and SGI (``.rgb``) files of at
 most 20 MB and 4096 x 4096 pixels. :func:`check_image_bytes` applies those limits

@@ -27,15 +27,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from . import limits
 from ._convert import as_mask
 from ._io import WrittenFolder, encode_png, json_bytes, write_hashed
 from .classes import CLASSES, class_color
-from .decode import DEFAULT_TIMEOUT, decode_stack, read_mask_file
+from .decode import decode_stack, read_mask_file
 from .errors import MaskDecodeError, ShapeMismatchError
 
 if TYPE_CHECKING:
-    import requests
+    pass
 
 __all__ = ["INDEX_NAME", "MaskSet", "decode_masks"]
 
@@ -434,47 +433,29 @@ class MaskSet(Mapping[str, "npt.NDArray[np.uint8]"]):
 
 
 def decode_masks(
-    mapping: Mapping[str, Any],
-    *,
-    workers: int = 4,
-    session: requests.Session | None = None,
-    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
-    max_bytes: int = limits.MAX_MASK_BYTES,
-    max_pixels: int | None = limits.MAX_PIXELS,
-    shape: tuple[int, int] | None = None,
-    allow_paths: bool = True,
+    mapping: Mapping[str, Any], *, shape: tuple[int, int] | None = None, **options: Any
 ) -> MaskSet:
     """Decode many mask values at once, in threads, into one :class:`MaskSet`.
 
-    Downloads run concurrently, and so does decoding: Pillow releases the GIL while
-    it inflates and unfilters. Masks are decoded straight into the MaskSet's stack
-    (:func:`clothseg_tools.decode.decode_stack`).
+    Masks are decoded straight into the MaskSet's stack by
+    :func:`clothseg_tools.decode.decode_stack`, whose parameters and errors these are.
 
     Parameters
     ----------
     mapping
         Class name -> mask value (anything :func:`~clothseg_tools.decode.decode_mask`
         accepts). Order is kept.
-    workers
-        Threads to use; 1 decodes in the calling thread.
-    session, timeout, max_bytes, max_pixels, allow_paths
-        As for :func:`~clothseg_tools.decode.decode_mask`.
     shape
         Expected (H, W) of every mask (the source image's size), if known. Required
         when ``mapping`` is empty.
+    **options
+        ``workers``, ``session``, ``timeout``, ``max_bytes``, ``max_pixels``,
+        ``allow_paths``: as for :func:`~clothseg_tools.decode.decode_stack`.
 
     Returns
     -------
     MaskSet
         The masks in ``mapping`` order.
-
-    Raises
-    ------
-    ShapeMismatchError
-        Two masks (or a mask and ``shape``) differ in size; both are named.
-    MaskDecodeError, ResultExpiredError, APIConnectionError
-        As for :func:`~clothseg_tools.decode.decode_mask`; the first failing class (in
-        mapping order) is reported.
 
     Examples
     --------
@@ -484,16 +465,7 @@ def decode_masks(
     >>> ms.classes, ms.shape
     (('tops', 'hair'), (2, 3))
     """
-    names, stack = decode_stack(
-        mapping,
-        workers=workers,
-        session=session,
-        timeout=timeout,
-        max_bytes=max_bytes,
-        max_pixels=max_pixels,
-        shape=shape,
-        allow_paths=allow_paths,
-    )
+    names, stack = decode_stack(mapping, shape=shape, **options)
     if not names:
         return MaskSet({}, shape=(stack.shape[1], stack.shape[2]))
     return MaskSet.from_stack(stack, names)

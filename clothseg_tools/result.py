@@ -66,6 +66,7 @@ __all__ = [
     "RESULT_NAME",
     "SegmentationResult",
     "find_results",
+    "folder_fingerprint",
     "is_result_folder",
     "segment_with_engine",
 ]
@@ -366,6 +367,31 @@ def is_result_folder(folder: str | os.PathLike[str]) -> bool:
     if (here / RESULT_NAME).is_file():
         return True
     return (here / INDEX_NAME).is_file() and not (here / LAYOUT["saving"]).exists()
+
+
+def folder_fingerprint(folder: str | os.PathLike[str]) -> str | None:
+    """A checksum that changes whenever the result in ``folder`` is saved again.
+
+    The SHA-256 of ``result.json`` (which lists every file's checksum), or of
+    ``masks.json`` for a folder written by ``MaskSet.save``; ``None`` when there is
+    neither.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> d = tempfile.mkdtemp()
+    >>> folder_fingerprint(d) is None
+    True
+    >>> saved = SegmentationResult(MaskSet({"tops": np.eye(2, dtype=bool)})).save(d)
+    >>> folder_fingerprint(d) == saved.files[RESULT_NAME]
+    True
+    """
+    here = Path(folder)
+    for name in (RESULT_NAME, INDEX_NAME):
+        with contextlib.suppress(OSError):
+            return sha256_file(here / name)
+    return None
 
 
 def find_results(

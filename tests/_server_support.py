@@ -1,6 +1,10 @@
-"""Helpers shared by the server tests: recorded images, small test engines, HTTP calls.
+"""What the server tests share: fixtures, recorded images, small test engines, HTTP calls.
 
 Every request goes over real HTTP to a server started on 127.0.0.1 by ``run_in_thread``.
+A test module declares its fixtures in one line each::
+
+    replay_dir = replay_fixture(seeds=4)
+    server = server_fixture(test_controls=True)
 """
 
 from __future__ import annotations
@@ -15,19 +19,22 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 import requests
 from PIL import Image
 
 from clothseg_tools import MaskSet
 from clothseg_tools.classes import CLASSES
+from clothseg_tools.contract import ENDPOINT, KEY_HEADER
 from clothseg_tools.engines import register_engine
 from clothseg_tools.engines.base import Engine, EngineOutput
 from clothseg_tools.engines.replay import record
 from clothseg_tools.errors import EngineError
+from clothseg_tools.server import run_in_thread
 
 KEY = "test-key"
-AUTH = {"X-API-KEY": KEY}
-TASKS = "/api/tasks/visual/clothing-segmentation"
+AUTH = {KEY_HEADER: KEY}
+TASKS = ENDPOINT
 H, W = 30, 40
 TASK_KEYS = {
     "task_id",
@@ -76,6 +83,32 @@ def record_photo(replay_dir: Path, seed: int, **kwargs: Any) -> bytes:
     shape = kwargs.get("size", (H, W))
     record(replay_dir, data, masks_for(seed, shape), parts_for(seed, shape))
     return data
+
+
+def replay_fixture(seeds: int = 1) -> Any:
+    """A module-scoped fixture: a replay folder with the records of ``photo(0..seeds-1)``."""
+
+    @pytest.fixture(scope="module")
+    def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        folder = tmp_path_factory.mktemp("replay")
+        for seed in range(seeds):
+            record_photo(folder, seed)
+        return folder
+
+    return replay_dir
+
+
+def server_fixture(**settings: Any) -> Any:
+    """A module-scoped fixture: the base URL of a server replaying the module's
+    ``replay_dir``, started with ``settings`` (see ``ServerSettings``) and stopped after
+    the module's last test."""
+
+    @pytest.fixture(scope="module")
+    def server(replay_dir: Path) -> Iterator[str]:
+        with run_in_thread(engine_options={"replay_dir": replay_dir}, **settings) as url:
+            yield url
+
+    return server
 
 
 def png_array(data: bytes) -> npt.NDArray[np.uint8]:

@@ -358,3 +358,17 @@ def test_contract_literals_are_the_contracts() -> None:
         contract.SERVER_KEYS_ENV,
     }
     assert values == set(CONTRACT_LITERALS)
+
+
+# -- the architecture page says what the test enforces --------------------------------------
+
+
+def test_architecture_page_lists_the_layers() -> None:
+    import re
+
+    page = (ROOT.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    documented: dict[str, int] = {}
+    for layer, names in re.findall(r"^\| (\d) \| ([^|]+) \|", page, flags=re.MULTILINE):
+        for name in re.findall(r"`([\w.]+)`", names):
+            documented[name] = int(layer)
+    assert documented == LAYERS

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,8 @@ from _server_support import (
     png_array,
     query,
     record_photo,
+    replay_fixture,
+    server_fixture,
     solid_png,
     wait_done,
 )
@@ -34,32 +35,9 @@ from clothseg_tools.classes import CLASS_TYPES, GARMENT_CLASSES
 from clothseg_tools.server import run_in_thread
 from clothseg_tools.zipmasks import read_mask_zip
 
-
-@pytest.fixture(scope="module")
-def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("replay")
-    for seed in range(4):
-        record_photo(folder, seed)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def server(replay_dir: Path) -> Iterator[str]:
-    with run_in_thread(
-        engine="replay",
-        engine_options={"replay_dir": replay_dir},
-        test_controls=True,
-        workers=2,
-    ) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def b64_server(replay_dir: Path) -> Iterator[str]:
-    with run_in_thread(
-        engine_options={"replay_dir": replay_dir}, mask_format="base64", workers=1
-    ) as url:
-        yield url
+replay_dir = replay_fixture(seeds=4)
+server = server_fixture(engine="replay", test_controls=True, workers=2)
+b64_server = server_fixture(mask_format="base64", workers=1)
 
 
 def check_masks(data: dict, seed: int, class_type: int) -> None:

@@ -6,12 +6,19 @@ from __future__ import annotations
 import io
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from _server_support import body_of, create, query, record_photo, wait_done
+from _server_support import (
+    body_of,
+    create,
+    query,
+    record_photo,
+    replay_fixture,
+    server_fixture,
+    wait_done,
+)
 from PIL import Image, UnidentifiedImageError
 
 from clothseg_tools.errors import ConfigurationError
@@ -20,17 +27,8 @@ from clothseg_tools.server import ServerSettings, run_in_thread
 FAULT = "X-Clothseg-Fault"
 
 
-@pytest.fixture(scope="module")
-def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("replay")
-    record_photo(folder, 0)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def server(replay_dir: Path) -> Iterator[str]:
-    with run_in_thread(engine_options={"replay_dir": replay_dir}, test_controls=True) as url:
-        yield url
+replay_dir = replay_fixture()
+server = server_fixture(test_controls=True)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import io
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +24,8 @@ from _server_support import (
     photo,
     query,
     record_photo,
+    replay_fixture,
+    server_fixture,
     solid_png,
     wait_done,
 )
@@ -33,20 +34,8 @@ from PIL import Image
 from clothseg_tools import limits
 from clothseg_tools.server import run_in_thread
 
-
-@pytest.fixture(scope="module")
-def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("replay")
-    record_photo(folder, 0)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def server(replay_dir: Path) -> Iterator[str]:
-    with run_in_thread(
-        engine_options={"replay_dir": replay_dir}, api_keys=("test-key", "k2")
-    ) as url:
-        yield url
+replay_dir = replay_fixture()
+server = server_fixture(api_keys=("test-key", "k2"))
 
 
 def post(base: str, **kwargs) -> requests.Response:

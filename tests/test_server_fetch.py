@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _server_support import body_of, create, masks_for, png_array, record_photo
+from _server_support import (
+    body_of,
+    create,
+    masks_for,
+    png_array,
+    record_photo,
+    replay_fixture,
+    server_fixture,
+)
 from requests import get
 
 from clothseg_tools import limits
-from clothseg_tools.server import run_in_thread
 from clothseg_tools.server.fetch import FetchError, UrlPolicy, fetch_image, refusal_reason
 
 
@@ -49,27 +55,11 @@ def test_allowed_networks_open_only_themselves() -> None:
     assert refusal_reason("10.2.0.1", policy) == "a private address"
 
 
-@pytest.fixture(scope="module")
-def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("replay")
-    record_photo(folder, 0)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def guarded(replay_dir: Path) -> Iterator[str]:
-    """A server with the default policy: private addresses refused."""
-    with run_in_thread(engine_options={"replay_dir": replay_dir}) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def open_server(replay_dir: Path) -> Iterator[str]:
-    """A server started with --allow-private-urls (so it can reach the test's host)."""
-    with run_in_thread(
-        engine_options={"replay_dir": replay_dir}, allow_private_urls=True, fetch_timeout=1.0
-    ) as url:
-        yield url
+replay_dir = replay_fixture()
+# the default policy: private addresses refused
+guarded = server_fixture()
+# started with --allow-private-urls (so it can reach the test's host)
+open_server = server_fixture(allow_private_urls=True, fetch_timeout=1.0)
 
 
 @pytest.mark.parametrize(

@@ -6,26 +6,28 @@ from __future__ import annotations
 
 import ipaddress
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import schemathesis
-from _server_support import AUTH, photo, record_photo
+from _server_support import (
+    AUTH,
+    photo,
+    replay_fixture,
+    server_fixture,
+)
 from hypothesis import HealthCheck, settings
-
-from clothseg_tools.server import run_in_thread
 
 schemathesis.experimental.OPEN_API_3_1.enable()  # FastAPI describes the API as OpenAPI 3.1
 
 
+replay_dir = replay_fixture()
+schema_server = server_fixture(sync_timeout=5)
+
+
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    replay_dir: Path = tmp_path_factory.mktemp("replay")
-    record_photo(replay_dir, 0)
-    with run_in_thread(engine_options={"replay_dir": replay_dir}, sync_timeout=5) as url:
-        yield schemathesis.from_uri(url + "/openapi.json", base_url=url)
+def api_schema(schema_server: str) -> object:
+    return schemathesis.from_uri(schema_server + "/openapi.json", base_url=schema_server)
 
 
 # /openapi.json lists only the two API endpoints (downloads and controls are left out).

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +21,8 @@ from _server_support import (
     png_array,
     query,
     record_photo,
+    replay_fixture,
+    server_fixture,
     wait_done,
 )
 from hypothesis import given
@@ -37,20 +38,8 @@ from clothseg_tools.server.store import (
 )
 from clothseg_tools.server.worker import TaskRunner
 
-
-@pytest.fixture(scope="module")
-def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("replay")
-    record_photo(folder, 0)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def short_ttl(replay_dir: Path) -> Iterator[str]:
-    with run_in_thread(
-        engine_options={"replay_dir": replay_dir}, result_ttl=1.5, test_controls=True
-    ) as url:
-        yield url
+replay_dir = replay_fixture()
+short_ttl = server_fixture(result_ttl=1.5, test_controls=True)
 
 
 def rebase(link: str, base: str) -> str:

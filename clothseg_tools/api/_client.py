@@ -29,6 +29,7 @@ from ..contract import (
     ENDPOINT,
     KEY_ENV,
     URL_ENV,
+    Options,
     check_options,
     scrub_exception,
     scrub_secrets,
@@ -62,7 +63,6 @@ from ._upload import (
     Secret,
     check_image_url,
     describe,
-    form_fields,
     is_url,
     load_upload,
 )
@@ -354,7 +354,7 @@ class Client:
         self, image: Any, image_url: str | None, *, sync: bool, **options: Any
     ) -> tuple[Task, tuple[int, int] | None]:
         """Create a task; also return the uploaded image's (H, W) when there is one."""
-        fields = form_fields(sync=sync, **options)
+        fields = Options(**options).form_fields(sync=sync)
         if (image is None) == (image_url is None):
             given = "both" if image is not None else "neither"
             raise InvalidRequestError(

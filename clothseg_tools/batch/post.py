@@ -32,7 +32,7 @@ from ..classes import CLASSES, GARMENT_CLASSES, LABEL_PRIORITY, canonical_class
 from ..decode import download
 from ..inputs import open_photo
 from ..masks import MaskSet
-from ..result import RESULT_NAME, SegmentationResult
+from ..result import SegmentationResult, folder_fingerprint
 from .discover import BatchItem, is_url
 from .runner import ItemOutput, Job, sha256_file
 
@@ -131,11 +131,8 @@ def output_path(out_dir: str | os.PathLike[str], item: BatchItem, name: str) -> 
 
 
 def result_fingerprint(item: BatchItem) -> str | None:
-    """Checksum of the result folder's ``result.json``: a re-segmented image is redone."""
-    try:
-        return sha256_file(Path(item.source) / RESULT_NAME)
-    except OSError:
-        return None
+    """The result folder's fingerprint: a re-segmented image is redone."""
+    return folder_fingerprint(item.source)
 
 
 def load_photo(

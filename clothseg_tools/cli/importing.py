@@ -10,7 +10,8 @@ from ..batch.importing import available_formats, import_batch
 from ..batch.runner import available_cpus
 from ..errors import LabelSetError
 from ..labelsets import get_labelset
-from ._common import TqdmProgress, batch_options, finish_batch
+from ._common import TqdmProgress, finish_batch
+from .options import batch_options
 
 __all__ = ["import_command"]
 

@@ -24,7 +24,8 @@ from ..batch.post import (
     parse_color,
 )
 from ..batch.runner import available_cpus
-from ._common import TqdmProgress, batch_options, finish_batch, scale_options
+from ._common import TqdmProgress, finish_batch
+from .options import batch_options, scale_options
 
 __all__ = [
     "background_command",
@@ -36,6 +37,11 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: The options of batch_options and scale_options, which run_post takes.
+_BATCH_KEYS = ("workers", "overwrite", "retry_failed", "quiet", "shard", "executor", "ray_address")
+
+#: What a post command returns: the function that builds its job from the output root.
+JobBuilder = Callable[[Path], Job]
 
 
 def _classes_option(help_text: str) -> Callable[[F], F]:
@@ -45,28 +51,38 @@ def _classes_option(help_text: str) -> Callable[[F], F]:
     return click.option("--classes", callback=convert, metavar="A,B,...", help=help_text)
 
 
-def post_command(command: str) -> Callable[[F], F]:
-    """RESULTS, --out, --name and the batch options shared by every post command."""
+def post_command(command: str) -> Callable[[Callable[..., JobBuilder]], Callable[..., None]]:
+    """RESULTS, --out, --name and the batch options shared by every post command.
 
-    def wrap(func: F) -> F:
-        func = scale_options(batch_options(func))
-        func = click.option(
+    The decorated function takes the command's own options (and ``name``) and returns
+    what builds its job from the output root; finding the result folders, running
+    the job and reporting are done here, once for every command.
+    """
+
+    def wrap(func: Callable[..., JobBuilder]) -> Callable[..., None]:
+        @functools.wraps(func)
+        def command_body(results: Path, out_dir: Path | None, **options: Any) -> None:
+            batch = {k: options.pop(k) for k in _BATCH_KEYS}
+            run_post(command, func(**options), results, out_dir, **batch)
+
+        run: Any = scale_options(batch_options(command_body))
+        run = click.option(
             "--name",
             default=DEFAULT_NAMES[command],
             show_default=True,
             help="Output file name inside each item's folder.",
-        )(func)
-        func = click.option(
+        )(run)
+        run = click.option(
             "-o",
             "--out",
             "out_dir",
             type=click.Path(file_okay=False, path_type=Path),
             help="Output root (default: RESULTS itself, beside the masks).",
-        )(func)
-        func = click.argument(
+        )(run)
+        run = click.argument(
             "results", type=click.Path(exists=True, file_okay=False, path_type=Path)
-        )(func)
-        return func
+        )(run)
+        return run
 
     return wrap
 
@@ -83,8 +99,8 @@ def run_post(
 ) -> None:
     """Discover the result folders, run the job, print the summary and exit.
 
-    ``batch`` holds the :class:`~clothseg_tools.batch.BatchOptions` fields the batch
-    and scale options gave (workers, overwrite, retry_failed, shard, executor ...).
+    ``batch`` holds the other :class:`~clothseg_tools.batch.BatchOptions` fields the
+    batch and scale options gave (overwrite, retry_failed, shard, executor ...).
     """
     out = out_dir or results
     items = require_results(results)
@@ -105,20 +121,12 @@ def run_post(
     finish_batch(summary, quiet=quiet, outputs=outputs)
 
 
-def _runner(command: str) -> Callable[..., Any]:
-    return functools.partial(run_post, command)
-
-
 @click.command("merge", short_help="Merge classes into one mask per image.")
 @post_command("merge")
 @_classes_option("Classes to merge (default: every garment, bag, shoes, accessory).")
-def merge_command(
-    results: Path, out_dir: Path | None, name: str, classes: Any, **batch: Any
-) -> None:
+def merge_command(name: str, classes: Any) -> JobBuilder:
     """Merge classes into one soft mask per image (pixel-wise maximum)."""
-    _runner("merge")(
-        lambda out: merge_job(out, classes=classes, name=name), results, out_dir, **batch
-    )
+    return lambda out: merge_job(out, classes=classes, name=name)
 
 
 @click.command("labelmap", short_help="Write a palette label PNG per image.")
@@ -139,23 +147,11 @@ def merge_command(
     show_default=True,
     help="A class covers a pixel at this mask value or above.",
 )
-def labelmap_command(
-    results: Path,
-    out_dir: Path | None,
-    name: str,
-    classes: Any,
-    priority: str | None,
-    min_value: int,
-    **batch: Any,
-) -> None:
+def labelmap_command(name: str, classes: Any, priority: str | None, min_value: int) -> JobBuilder:
     """Write a palette label PNG per image (0 = background, i = the i-th class)."""
-    _runner("labelmap")(
-        lambda out: labelmap_job(
-            out, classes=classes, priority=parse_classes(priority), min_value=min_value, name=name
-        ),
-        results,
-        out_dir,
-        **batch,
+    order = parse_classes(priority)
+    return lambda out: labelmap_job(
+        out, classes=classes, priority=order, min_value=min_value, name=name
     )
 
 
@@ -167,16 +163,9 @@ def labelmap_command(
     is_flag=True,
     help="Re-estimate edge colours so the old background does not bleed in.",
 )
-def cutout_command(
-    results: Path, out_dir: Path | None, name: str, classes: Any, decontaminate: bool, **batch: Any
-) -> None:
+def cutout_command(name: str, classes: Any, decontaminate: bool) -> JobBuilder:
     """Cut the garments out of each photo as an RGBA PNG."""
-    _runner("cutout")(
-        lambda out: cutout_job(out, classes=classes, decontaminate=decontaminate, name=name),
-        results,
-        out_dir,
-        **batch,
-    )
+    return lambda out: cutout_job(out, classes=classes, decontaminate=decontaminate, name=name)
 
 
 @click.command("background", short_help="Replace the background: colour, picture or blur.")
@@ -203,16 +192,13 @@ def cutout_command(
     help="Blur radius in pixels, with --blur.",
 )
 def background_command(
-    results: Path,
-    out_dir: Path | None,
     name: str,
     classes: Any,
     color: str | None,
     image: Path | None,
     blur: bool,
     blur_radius: float,
-    **batch: Any,
-) -> None:
+) -> JobBuilder:
     """Replace everything but the garments with a colour, a picture or a blur."""
     chosen = [
         flag
@@ -231,17 +217,12 @@ def background_command(
             backdrop = parse_color(color or "white")
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--color") from None
-    _runner("background")(
-        lambda out: background_job(
-            out,
-            background=backdrop,
-            classes=classes,
-            blur_radius=blur_radius if blur else None,
-            name=name,
-        ),
-        results,
-        out_dir,
-        **batch,
+    return lambda out: background_job(
+        out,
+        background=backdrop,
+        classes=classes,
+        blur_radius=blur_radius if blur else None,
+        name=name,
     )
 
 
@@ -255,16 +236,9 @@ def background_command(
     show_default=True,
     help="Opacity of the class colours.",
 )
-def overlay_command(
-    results: Path, out_dir: Path | None, name: str, classes: Any, alpha: float, **batch: Any
-) -> None:
+def overlay_command(name: str, classes: Any, alpha: float) -> JobBuilder:
     """Tint each class in its colour over the photo, for review."""
-    _runner("overlay")(
-        lambda out: overlay_job(out, alpha=alpha, classes=classes, name=name),
-        results,
-        out_dir,
-        **batch,
-    )
+    return lambda out: overlay_job(out, alpha=alpha, classes=classes, name=name)
 
 
 @click.command("stats", short_help="Coverage per image and dataset summary (CSV, JSON).")
@@ -294,7 +268,8 @@ def stats_command(
     Writes coverage.json into each result folder, then stats.csv (one row per image
     and class), stats_summary.csv and stats.json (the per-class dataset summary).
     """
-    _runner("stats")(
+    run_post(
+        "stats",
         lambda out: stats_job(out, min_value=min_value, components=components),
         results,
         out_dir,

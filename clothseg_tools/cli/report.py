@@ -9,7 +9,7 @@ import click
 
 from ..batch.runner import available_cpus
 from ..engines import get_engine
-from ._common import model_options, onnx_engine_options, quiet_option, workers_option
+from .options import engine_option, model_options, onnx_engine_options, quiet_option, workers_option
 
 __all__ = ["demo_command", "report_command"]
 
@@ -70,11 +70,9 @@ def report_command(
     show_default=True,
     help="Folder for the sample photos, results and report.",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "onnx"]),
+@engine_option(
+    choices=("local", "onnx"),
     default="local",
-    show_default=True,
     help="In-process engine: local (replayed recordings where it cannot install), or onnx "
     "with --model.",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import click
@@ -12,14 +13,17 @@ from ..batch.manifest import manifest_keys
 from ..batch.segment import BACKENDS, choose_backend, default_workers, segment_batch
 from ..batch.shards import Shard
 from ..classes import CLASSES, classes_for_type
-from ..contract import KEY_ENV, URL_ENV, Options, safe_source
-from ._common import (
-    TqdmProgress,
+from ..contract import URL_ENV, Options, safe_source
+from ._common import TqdmProgress, finish_batch
+from .options import (
+    api_key_option,
     api_option_flags,
+    base_url_option,
     batch_options,
-    finish_batch,
+    engine_option,
     model_options,
     onnx_engine_options,
+    replay_dir_option,
     scale_options,
 )
 
@@ -36,31 +40,15 @@ __all__ = ["segment_command"]
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder: one result folder per input, and manifest.jsonl.",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(BACKENDS),
+@engine_option(
+    choices=BACKENDS,
     default="auto",
-    show_default=True,
     help="auto: the service when an API key is configured, else the local engine.",
 )
-@click.option(
-    "--replay-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Record folder of the replay engine.",
-)
+@replay_dir_option
 @model_options
-@click.option(
-    "--api-key",
-    envvar=KEY_ENV,
-    show_envvar=True,
-    help="API key of the service (selects the remote backend).",
-)
-@click.option(
-    "--base-url",
-    envvar=URL_ENV,
-    show_envvar=True,
-    help="Base URL of the service.",
-)
+@api_key_option
+@base_url_option
 @api_option_flags
 @click.option(
     "--rate-limit",
@@ -167,8 +155,6 @@ def describe_request(backend: str, class_type: int, *, base_url: str | None = No
     with the local engine, asking for class_type 1: clothes, tops, bottoms, dress, acc
     (--class-type 4 asks for all twelve)
     """
-    import os
-
     if backend == "remote":
         where = base_url or os.environ.get(URL_ENV)
         engine = f"with the remote service{f' at {safe_source(where)}' if where else ''}"

@@ -9,7 +9,7 @@ import click
 
 from ..batch.tryon import PRESETS, tryon_job
 from ..tryon import CATEGORIES
-from ._common import batch_options, scale_options
+from .options import batch_options, scale_options
 from .post import run_post
 
 __all__ = ["tryon_command"]

@@ -347,10 +347,7 @@ def _add_api_routes(app: FastAPI, state: _ServerState) -> None:
             except ValueError as exc:
                 raise ApiProblem(400, f"{PROGRESSION_HEADER}: {exc}") from None
         return TaskRecord.new(
-            class_type=req.class_type,
-            output_type=req.output_type,
-            detail_mode=req.detail_mode,
-            quality=req.quality,
+            **req.options.as_dict(),
             progression=progression,
             corrupt_mask=fault.corrupt_mask,
             expire_after=fault.expire,

@@ -14,8 +14,14 @@ from typing import Any
 
 import click
 
-from ..cli._common import model_options, onnx_engine_options
-from ..contract import SERVER_KEYS_ENV
+from ..cli.options import (
+    engine_option,
+    model_options,
+    onnx_engine_options,
+    replay_dir_option,
+    server_keys_option,
+    workers_option,
+)
 from ..errors import ClothsegError, install_hint
 
 __all__ = ["serve_command"]
@@ -85,16 +91,8 @@ def _scalar(text: str) -> Any:
     type=click.IntRange(0, 65535),
     help="Port to listen on (0: any free port).",
 )
-@click.option(
-    "--engine",
-    default=None,
-    help="Segmentation engine (default: local when installed, else replay).",
-)
-@click.option(
-    "--replay-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of recorded results for the replay engine.",
-)
+@engine_option(help="Segmentation engine (default: local when installed, else replay).")
+@replay_dir_option
 @model_options
 @click.option(
     "--engine-option",
@@ -103,16 +101,8 @@ def _scalar(text: str) -> Any:
     metavar="KEY=VALUE",
     help="Option passed to the engine (repeatable).",
 )
-@click.option(
-    "--api-key",
-    "api_keys",
-    multiple=True,
-    metavar="KEY",
-    help=f"Accepted API key (repeatable); also {SERVER_KEYS_ENV}=key1,key2.",
-)
-@click.option(
-    "--workers", default=2, show_default=True, type=click.IntRange(1), help="Engine worker threads."
-)
+@server_keys_option
+@workers_option("Engine worker threads.", default=2, maximum=None)
 @click.option(
     "--max-queue",
     default=1000,

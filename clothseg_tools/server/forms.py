@@ -71,6 +71,16 @@ class CreateRequest:
     quality: int
     class_type: int
 
+    @property
+    def options(self) -> contract.Options:
+        """The request's options as the contract's options object."""
+        return contract.Options(
+            class_type=self.class_type,
+            output_type=self.output_type,
+            detail_mode=self.detail_mode,
+            quality=self.quality,
+        )
+
 
 async def _counted(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
     total = 0

@@ -7,6 +7,8 @@
 - ``<!-- option-table -->`` on any page: the request options from the contract's table
   (:data:`clothseg_tools.contract.OPTIONS`); ``<!-- option-table: NAME -->`` gives one
   option's values.
+- ``architecture.md``: ``<!-- module-map -->`` becomes a table of every module of the
+  package with its docstring's first paragraph (read from the source, not imported).
 - ``reference/api/index.md``: a table of every name ``clothseg_tools`` exports, each
   linked to its reference entry; strict mode fails the build when one is not rendered.
 """
@@ -33,6 +35,7 @@ from clothseg_tools.batch import InputNotFoundError
 
 TREE_MARKER = "<!-- error-tree -->"
 NAMES_MARKER = "<!-- public-names -->"
+MODULES_MARKER = "<!-- module-map -->"
 OPTIONS_RE = re.compile(r"<!-- option-table(?:: (?P<name>\w+))? -->")
 HEADING_RE = re.compile(r"^### (?P<name>[A-Za-z]+Error)\s*$", re.MULTILINE)
 STATUS_CODES = (400, 401, 403, 404, 413, 415, 422, 429, 500, 502, 503, 504)
@@ -179,10 +182,32 @@ def option_table(name: str | None = None) -> str:
     return "\n".join(rows)
 
 
+def module_map() -> str:
+    """Every module of the package and the first paragraph of its docstring."""
+    import ast
+
+    root = Path(clothseg_tools.__file__).resolve().parent
+    rows = ["| module | what it is |", "| --- | --- |"]
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        first = " ".join(doc.strip().split("\n\n", 1)[0].split())
+        if not first:
+            raise PluginError(f"{path} has no module docstring for the architecture page.")
+        rows.append(f"| `{'.'.join(parts)}` | {_plain_roles(first).replace('|', '/')} |")
+    return "\n".join(rows)
+
+
 def on_page_markdown(markdown: str, *, page: Any, **kwargs: Any) -> str:
     """Generate the pages' marked parts."""
     markdown = OPTIONS_RE.sub(lambda m: option_table(m["name"]), markdown)
     uri = page.file.src_uri
+    if uri == "architecture.md":
+        if MODULES_MARKER not in markdown:
+            raise PluginError(f"architecture.md lost its {MODULES_MARKER} marker.")
+        return markdown.replace(MODULES_MARKER, module_map())
     if uri == "troubleshooting.md":
         return troubleshooting(markdown)
     if uri == "reference/api/index.md":
