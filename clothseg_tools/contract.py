@@ -571,8 +571,15 @@ _FILTER = SecretFilter()
 
 
 def known_secrets() -> tuple[str, ...]:
-    """The keys of the :class:`Secret` objects alive in this process."""
-    return tuple({secret.reveal() for secret in list(_LIVE_SECRETS)})
+    """The keys of the :class:`Secret` objects alive in this process.
+
+    Only keys of at least :data:`SUBSTRING_KEY_LENGTH` characters: these are hidden in
+    every log record and manifest line of the process, where a short test key such as
+    ``"k"`` would garble unrelated text (a client still hides its own key, whatever its
+    length, in the errors it raises).
+    """
+    keys = {secret.reveal() for secret in list(_LIVE_SECRETS)}
+    return tuple(key for key in keys if len(key) >= SUBSTRING_KEY_LENGTH)
 
 
 def _install_filter() -> None:

@@ -490,6 +490,61 @@ def test_two_garments_in_one_class_become_two_parts():
     np.testing.assert_array_equal(np.maximum(parts["tops_0"], parts["tops_1"]), masks["tops"])
 
 
+def _with_object(kind: str, box: tuple[int, int, int, int]):
+    """The figure holding a brown object (outside the person mask, in the foreground)."""
+    img, obs, _ = figure(kind)
+    x0, y0, x1, y1 = box
+    thing = np.zeros(img.shape[:2], bool)
+    thing[y0:y1, x0:x1] = True
+    thing &= obs.person < 0.5
+    img[thing] = BROWN
+    foreground = np.maximum(obs.foreground, thing.astype(np.float32))
+    return img, Observations(obs.person, foreground, obs.pose, None, obs.face_boxes), thing
+
+
+@pytest.mark.parametrize(
+    ("box", "is_bag"),
+    [((60, 224, 98, 292), True), ((54, 150, 84, 214), False)],
+    ids=["hanging from the hand", "raised at the hand"],
+)
+def test_a_bag_hangs_from_the_hand(box, is_bag):
+    img, obs, thing = _with_object("outfit", box)
+    parsing = parse(img, obs)
+    masks, _ = render(img, img, parsing, CLASSES)
+    inner = _interior(thing)
+    share = _on(masks["bag"])[inner].mean()
+    assert share > 0.9 if is_bag else share == 0
+    assert not _on(masks["tops"])[inner].any()
+
+
+def test_an_object_held_off_the_body_is_no_garment():
+    img, obs, _ = figure("outfit")
+    # a camera held out at the right hand, inside the person mask (as the pose model
+    # often draws it), off the arm and the torso
+    person = obs.person.copy()
+    cv2.rectangle(person, (44, 200), (80, 236), 1.0, -1)
+    cv2.rectangle(img, (44, 200), (80, 236), (90, 90, 95), -1)
+    obs = Observations(person, np.maximum(obs.foreground, person), obs.pose, None, obs.face_boxes)
+    parsing = parse(img, obs)
+    masks, _ = render(img, img, parsing, CLASSES)
+    camera = np.zeros(img.shape[:2], bool)
+    camera[204:232, 48:68] = True
+    assert parsing.details["held"] > 0
+    assert not _on(masks["clothes"])[camera].any()
+    assert _on(masks["others"])[camera].mean() > 0.9  # still the person's: the selfie sees it
+
+
+def test_no_bottoms_without_hips_and_knees_in_view():
+    img, obs, _ = figure("outfit")
+    pose = obs.pose.copy()
+    pose[[25, 26], 2] = 0.1  # knees hidden
+    parsing = parse(img, Observations(obs.person, obs.foreground, pose, None, obs.face_boxes))
+    masks, _ = render(img, img, parsing, ("tops", "bottoms"))
+    assert parsing.details["legs"] is False
+    assert not _on(masks["bottoms"]).any()
+    assert _on(masks["tops"])[240:330].any()  # what the torso wears below the hips is a top
+
+
 # ---------------------------------------------------------------------------------------
 # the guided filter
 

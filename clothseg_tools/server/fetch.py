@@ -188,8 +188,10 @@ def refusal_reason(address: str, policy: UrlPolicy) -> str | None:
                 return reason
             article = "an" if form.startswith("IPv4") else "a"
             return f"{reason} (in {article} {form} address)"
-        if form in ("IPv4-mapped", "NAT64"):
-            return None  # the packet goes to the public IPv4 host; the prefix is no place
+        if form in ("IPv4-mapped", "NAT64", "6to4"):
+            # the packet goes to the public IPv4 host; the prefix is no place (and Python
+            # 3.13's ipaddress calls all of 2002::/16 non-global, whatever host it carries)
+            return None
     return _classify(ip)
 
 

@@ -187,10 +187,11 @@ def held_objects(scene: Scene, silhouette: Silhouette) -> BoolArray:
             if scene.visible(i, level=0.05):
                 centre = tuple(int(v) for v in np.round(scene.point(i)))
                 cv2.circle(reach, centre, radius, (1,), -1)
-    if not reach.any():
+    start = reach.astype(bool) & off
+    if not start.any():
         return out
     _, regions = cv2.connectedComponents(off.astype(np.uint8), connectivity=8)
-    touched = np.unique(regions[reach.astype(bool) & off])
+    touched = np.unique(regions[start])
     # a speck beside the hand is the hand's own edge, not an object; a region larger
     # than the chest is body the pose's outline missed
     least, most = 0.05 * scene.shoulder_width**2, 1.0 * scene.shoulder_width**2
@@ -216,10 +217,17 @@ def keep_connected(mask: BoolArray, seeds: BoolArray) -> BoolArray:
     >>> keep_connected(m, s).sum(axis=0).tolist()
     [3, 3, 0, 0, 0, 0, 0]
     """
-    if not mask.any():
-        return mask.copy()
-    count, regions = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    out = np.zeros(mask.shape, bool)
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return out
+    cols = np.flatnonzero(mask.any(axis=0))
+    # label only the box around the mask
+    box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    sub = mask[box]
+    count, regions = cv2.connectedComponents(sub.astype(np.uint8), connectivity=8)
     keep = np.zeros(count, bool)
-    keep[np.unique(regions[seeds & mask])] = True
+    keep[np.unique(regions[seeds[box] & sub])] = True
     keep[0] = False
-    return keep[regions]
+    out[box] = keep[regions]
+    return out
