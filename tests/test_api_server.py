@@ -238,7 +238,9 @@ def test_async_task_polled_with_progress(
     assert task.state is None
     done = client.wait(task, progress=lambda t: seen.append((t.state, t.progress)))
     assert done.is_done and done.task_id == task.task_id
-    assert len(seen) == 4 and seen[-1] == (1, 100)
+    # three reads of the finished task show it processing, the fourth shows it done; a
+    # slow engine may add reads before those
+    assert len(seen) >= 4 and seen[-1] == (1, 100)
     assert all(state is not None and state > 1 for state, _ in seen[:-1])
     assert fast_sleeps[:3] == [0.5, 0.75, 1.125]
     result = client.fetch(done)

@@ -94,10 +94,12 @@ def test_damaged_parsing_file_is_caught_by_its_checksum(model, photos, tmp_path)
         (["--engine", "replay", "--model", "m.onnx"], 2, "options of the onnx engine, not of"),
         (["--labels", "lip"], 2, "--labels names the label set of a --model"),
         (["--model", "nowhere/model.onnx"], 2, r"ModelError: Model nowhere/model.onnx does not"),
+        (["--labels", "lipp", "--model", "MODEL"], 2, r"ModelError: labels='lipp'.*Unknown label"),
     ],
 )
-def test_usage_errors(photos, tmp_path, args, code, message):
+def test_usage_errors(model, photos, tmp_path, args, code, message):
     folder, _ = photos
+    args = [model if a == "MODEL" else a for a in args]
     res = run("segment", folder, "--out", tmp_path / "r", *args)
     assert res.exit_code == code, res.output
     assert re.search(message, res.output), res.output

@@ -135,3 +135,18 @@ def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
     log = out.decode() + err.decode()
     assert "/results/" in log and "sig=<redacted>" in log
     assert secret not in log and "env-key" not in log
+
+
+def test_serve_is_the_real_command_when_the_server_cli_is_imported_first() -> None:
+    """server.cli imports the cli package; importing it first must not leave `clothseg
+    serve` as the stand-in that says the server extra is missing."""
+    code = (
+        "import click, clothseg_tools.server.cli\n"
+        "from clothseg_tools.cli import main\n"
+        "cmd = main.get_command(click.Context(main), 'serve')\n"
+        "print(cmd.callback.__module__)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip() == "clothseg_tools.server.cli"

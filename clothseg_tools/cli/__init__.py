@@ -94,6 +94,7 @@ for _command in (
     import_labels_command,
     report_command,
     demo_command,
-    _serve_command(),
 ):
     main.add_command(_command)
+# built when first asked for: server.cli imports cli.options, and so this package
+main.lazy_commands["serve"] = _serve_command

@@ -63,7 +63,25 @@ class CliError(click.ClickException):
 
 
 class ClothsegGroup(click.Group):
-    """A click group that turns library errors raised by any command into :class:`CliError`."""
+    """A click group that turns library errors raised by any command into :class:`CliError`.
+
+    Commands in :attr:`lazy_commands` are built the first time they are asked for, so a
+    command whose module imports this package (``clothseg serve``) is not imported while
+    this package itself is still being imported.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, Callable[[], click.Command]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        factory = self.lazy_commands.pop(cmd_name, None)
+        if factory is not None:
+            self.add_command(factory(), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

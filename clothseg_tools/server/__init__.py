@@ -87,8 +87,9 @@ header of one create request) decides when status reads see a finished task:
     not before that many seconds after creation; progress rises with time. A
     ``sync=1`` create waits for it (within ``--sync-timeout``);
 ``manual:<n>``
-    the first ``n`` status reads (a ``sync=1`` answer counts as one) show the task
-    processing with rising progress; read ``n + 1`` shows the result.
+    the first ``n`` status reads once the engine is done (a ``sync=1`` answer counts
+    as one) show the task processing with rising progress; read ``n + 1`` shows the
+    result. Reads while the engine still runs show it processing and do not count.
 
 Faults are injected on ``/api/`` requests by the ``X-Clothseg-Fault`` header, or at
 random from the server's fault table (``faults={spec: probability}``, CLI

@@ -49,7 +49,7 @@ class Progression(NamedTuple):
 
     ``immediate``: as soon as the engine is done. ``time``: not before ``value`` seconds
     after creation, progress rising with time. ``manual``: after ``value`` status reads
-    that report it still processing.
+    of the finished task that report it still processing.
     """
 
     kind: str

@@ -244,7 +244,8 @@ def reveal(
     """The (state, progress) a status read shows, applying the task's progression.
 
     A finished task is shown as finished only once its progression allows it
-    (``time``: enough seconds since creation; ``manual``: enough status reads);
+    (``time``: enough seconds since creation; ``manual``: enough status reads once
+    the engine is done);
     until then it shows as processing with rising progress. Progress never goes
     down between reads.
 
@@ -260,7 +261,9 @@ def reveal(
         Count this as a status read (for ``manual`` progression).
     """
     spec = parse_progression(rec.progression)
-    if count_read:
+    # only reads of a finished task count: reads made while a slow engine still runs would
+    # otherwise use up the progression, and a loaded machine would change what clients see
+    if count_read and rec.is_finished:
         rec.reads += 1
     if rec.is_finished:
         if spec.kind == "time" and now < rec.created_at + spec.value:

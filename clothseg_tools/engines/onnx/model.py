@@ -248,7 +248,10 @@ def _labelset(
     """The label set from ``labels=``, else from ``config.json``'s ``id2label``."""
     if labels is not None:
         if isinstance(labels, (str, os.PathLike, LabelSet)):
-            return get_labelset(labels)
+            try:
+                return get_labelset(labels)
+            except LabelSetError as exc:  # a setting of the engine: a configuration error
+                raise ModelError(f"labels={labels!r} for {path}: {exc}") from None
         names = [str(n) for n in labels]
         try:
             return match_labelset(names)
