@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as _dt
 import logging
@@ -200,7 +201,7 @@ class Limiter(Protocol):
         """Block until the caller may start one item."""
 
 
-class Executor:
+class Executor(abc.ABC):
     """Where a batch's items run. Subclasses implement :meth:`run`.
 
     :func:`run_job` plans the batch, then iterates ``executor.run(...)`` for the records
@@ -228,6 +229,7 @@ class Executor:
         self.started = 0
         self.interrupted = False
 
+    @abc.abstractmethod
     def run(
         self,
         job: Job,
@@ -239,7 +241,6 @@ class Executor:
         stop: threading.Event | None,
     ) -> Generator[dict[str, Any], None, None]:
         """Run ``items``; yield each one's manifest record (already appended) as it ends."""
-        raise NotImplementedError
 
 
 class LocalExecutor(Executor):
