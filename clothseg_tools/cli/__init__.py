@@ -10,6 +10,8 @@ Examples
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .._version import __version__
@@ -96,5 +98,11 @@ for _command in (
     demo_command,
 ):
     main.add_command(_command)
-# built when first asked for: server.cli imports cli.options, and so this package
-main.lazy_commands["serve"] = _serve_command
+
+_server_cli = sys.modules.get("clothseg_tools.server.cli")
+if _server_cli is not None and not hasattr(_server_cli, "serve_command"):
+    # server.cli is importing this package (for cli.options) and is not finished yet:
+    # build `serve` when it is first asked for instead of taking it for missing
+    main.lazy_commands["serve"] = _serve_command
+else:
+    main.add_command(_serve_command())
