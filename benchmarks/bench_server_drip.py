@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,10 @@ from PIL import Image
 from clothseg_tools import MaskSet
 from clothseg_tools.classes import CLASSES
 from clothseg_tools.engines.replay import record
+
+# the dripping origin is the one the attack tests use
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _drip_support import DripOrigin, png_answer
 
 KEY = "bench-key"
 TASKS = "/api/tasks/visual/clothing-segmentation"
@@ -56,63 +59,6 @@ def photo(shape: tuple[int, int], seed: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=90)
     return buf.getvalue()
-
-
-class DripOrigin:
-    """Answers each request with its headers at once, then the body at 1 byte/s."""
-
-    def __init__(self, body: bytes) -> None:
-        self.head = (
-            b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-            % len(body)
-        )
-        self.body = body
-        self.connections = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._socks: list[socket.socket] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/photo.jpg"
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        with self._lock:
-            socks = list(self._socks)
-        for sock in socks:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                continue
-            with self._lock:
-                self.connections += 1
-                self._socks.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            conn.settimeout(5)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                request += chunk
-            conn.sendall(self.head)
-            for i in range(len(self.body)):
-                conn.sendall(self.body[i : i + 1])
-                if self._stop.wait(1.0):
-                    return
 
 
 @contextlib.contextmanager
@@ -180,36 +126,36 @@ def main() -> None:
     h, w = shape
     blank = MaskSet.from_stack(np.zeros((len(CLASSES), h, w), np.uint8), CLASSES)
     record(replay_dir, upload, blank)
-    origin = DripOrigin(photo(shape, 1))
+    body = photo(shape, 1)
+    answer = png_answer(body)
+    # headers at once, then the body at 1 byte/s
+    origin = DripOrigin(answer, 1.0, at_once=len(answer) - len(body))
     print(
         f"upload {w}x{h} JPEG ({len(upload) // 1024} KiB), sync=1, replay engine; "
-        f"{args.fetches} image_url fetches of a {len(origin.body) // 1024} KiB body at 1 byte/s"
+        f"{args.fetches} image_url fetches of a {len(body) // 1024} KiB body at 1 byte/s"
     )
-    try:
-        with serve(replay_dir) as base, ThreadPoolExecutor(args.fetches) as pool:
-            upload_times(base, upload, 5)  # warm up
-            idle = upload_times(base, upload, args.uploads)
+    with origin, serve(replay_dir) as base, ThreadPoolExecutor(args.fetches) as pool:
+        upload_times(base, upload, 5)  # warm up
+        idle = upload_times(base, upload, args.uploads)
 
-            def drip(_: int) -> int:
-                answer = requests.post(
-                    base + TASKS,
-                    headers={"X-API-KEY": KEY},
-                    data={"image_url": origin.url},
-                    timeout=90,
-                )
-                return answer.status_code
+        def drip(_: int) -> int:
+            reply = requests.post(
+                base + TASKS,
+                headers={"X-API-KEY": KEY},
+                data={"image_url": origin.url("/photo.png")},
+                timeout=90,
+            )
+            return reply.status_code
 
-            drips = [pool.submit(drip, i) for i in range(args.fetches)]
-            deadline = time.monotonic() + 30
-            while in_flight(base) < args.fetches and time.monotonic() < deadline:
-                time.sleep(0.05)
-            before = in_flight(base)
-            loaded = upload_times(base, upload, args.uploads)
-            after = in_flight(base)
-            origin.close()  # ends every drip at once
-            statuses = [d.result() for d in drips]
-    finally:
-        origin.close()
+        drips = [pool.submit(drip, i) for i in range(args.fetches)]
+        deadline = time.monotonic() + 30
+        while in_flight(base) < args.fetches and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = in_flight(base)
+        loaded = upload_times(base, upload, args.uploads)
+        after = in_flight(base)
+        origin.close()  # ends every drip at once
+        statuses = [d.result() for d in drips]
     idle_ms = statistics.median(idle) * 1e3
     loaded_ms = statistics.median(loaded) * 1e3
     print(f"baseline, no fetch in flight: median {idle_ms:.1f} ms over {len(idle)} uploads")
