@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..._io import sha256_file
 from ...errors import EngineError, ModelError
 from ...labelsets import LabelSet
 from ...parsing import Parsing, upsampled_blocks
@@ -114,6 +115,7 @@ class OnnxEngine(Engine):
             rescale=rescale, bgr=bgr,
         )  # fmt: skip
         self._channels = self._check_output_channels()
+        self._identity: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         h, w = self.spec.size
@@ -126,6 +128,32 @@ class OnnxEngine(Engine):
     def labelset(self) -> LabelSet:
         """The label set of the model's output channels."""
         return self.spec.labelset
+
+    def identity(self) -> dict[str, Any]:
+        """The model file's SHA-256 and the settings that change what it sees.
+
+        A batch records this with every item, so a rerun with another ``--model``,
+        label set or input size redoes the items. The model is hashed once per engine
+        (about 1 s per GB) and by content, so the same model at another path on
+        another machine of a cluster counts as the same.
+
+        Examples
+        --------
+        >>> OnnxEngine("model.onnx").identity()["model"]  # doctest: +SKIP
+        'sha256:9f2c...'
+        """
+        if self._identity is None:
+            spec = self.spec
+            self._identity = {
+                "model": f"sha256:{sha256_file(spec.path)}",
+                "labels": spec.labelset.to_json(),
+                "size": list(spec.size),
+                "mean": list(spec.mean),
+                "std": list(spec.std),
+                "rescale": spec.rescale,
+                "bgr": spec.bgr,
+            }
+        return dict(self._identity)
 
     # -- checks ------------------------------------------------------------------------
 
