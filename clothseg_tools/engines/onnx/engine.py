@@ -18,6 +18,9 @@ For one photo:
    at the model's resolution and upsampled the same way. No full-size float copy of
    all channels is ever made.
 
+Per-garment parts (``tops_0`` ...) are each garment label's connected regions, split
+as the local engine splits its garments (:mod:`clothseg_tools.engines._parts`).
+
 The API's effort options:
 
 - ``quality=2``: the mirrored photo is run too and the logits are averaged;
@@ -41,6 +44,7 @@ from ..._io import sha256_file
 from ...errors import EngineError, ModelError
 from ...labelsets import LabelSet
 from ...parsing import Parsing, upsampled_blocks
+from .._parts import parsing_parts
 from ..base import Engine, EngineOutput
 from .model import ModelSpec, SizeLike, find_model_file, load_session, read_spec
 
@@ -358,7 +362,8 @@ class OnnxEngine(Engine):
         assert parsing.probs is not None
         if not table[parsing.probs.argmax(axis=0)].any():
             notes = (*notes, "no person found")
-        return EngineOutput(parsing.to_maskset(classes), {}, notes, parsing=parsing)
+        masks = parsing.to_maskset(classes)
+        return EngineOutput(masks, parsing_parts(parsing, masks), notes, parsing=parsing)
 
     def close(self) -> None:
         """Drop the onnxruntime session (the engine cannot be used afterwards)."""
