@@ -5,27 +5,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..batch import require_results
+from ..batch import BatchItem, BatchOptions, require_results
 from ..batch.post import parse_classes
+from ..batch.runner import available_cpus
 from ..classes import canonical_classes
 from ..errors import ClothsegError
-from ._common import CliError
+from ._common import CliError, TqdmProgress, finish_batch
+from .options import batch_options, out_option, results_argument, scale_options
 
 __all__ = ["coco_command", "export_command", "import_labels_command"]
 
 
 @click.command("coco", short_help="Export a results folder as COCO JSON (RLE or polygons).")
-@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The JSON file (default: RESULTS/coco.json).",
-)
+@results_argument
+@out_option("The JSON file (default: RESULTS/coco.json).", dest="out", file=True)
 @click.option(
     "--mode",
     type=click.Choice(["instances", "semantic"]),
@@ -53,28 +50,75 @@ __all__ = ["coco_command", "export_command", "import_labels_command"]
     show_default=True,
     help="Mask value at which a pixel belongs to a class.",
 )
+@batch_options
+@scale_options
 def coco_command(
-    results: Path, out: Path | None, mode: str, encoding: str, no_parts: bool, min_value: int
+    results: Path,
+    out: Path | None,
+    mode: str,
+    encoding: str,
+    no_parts: bool,
+    min_value: int,
+    quiet: bool,
+    **batch: Any,
 ) -> None:
     """Write a COCO JSON file for every saved result below RESULTS.
 
     Categories are the twelve classes; images are named after their source photos.
     pycocotools' COCO(path) reads the file as it is.
+
+    With --shard K/N or --executor ray it runs as a resumable batch: each result's
+    share goes beside the file with a manifest, and the last shard to finish writes
+    the file, the same bytes as one run (--workers, --overwrite and --retry-failed
+    apply then).
     """
     # lazy: keeps the clothseg command's start-up fast
+    from ..batch.coco import COCO_NAME
     from ..export import export_coco
 
-    require_results(results)  # an empty folder answers like every other command
-    path = export_coco(
-        results,
-        out or results / "coco.json",
-        mode=mode,
-        encoding=encoding,
-        parts=not no_parts,
-        level=min_value,
+    items = require_results(results)  # an empty folder answers like every other command
+    path = out or results / COCO_NAME
+    options: dict[str, Any] = {
+        "mode": mode,
+        "encoding": encoding,
+        "parts": not no_parts,
+        "level": min_value,
+    }
+    if batch["shard"] is not None or batch["executor"] != "local":
+        _coco_batch(items, path, options, quiet=quiet, **batch)
+        return
+    path = export_coco(results, path, **options)
+    if not quiet:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        click.echo(
+            f"COCO: {path} ({len(doc['images'])} images, {len(doc['annotations'])} annotations)"
+        )
+
+
+def _coco_batch(
+    items: list[BatchItem],
+    path: Path,
+    options: dict[str, Any],
+    *,
+    quiet: bool,
+    workers: int | None,
+    **batch: Any,
+) -> None:
+    """``coco`` in shards or on Ray: the batch, then the file from the last shard."""
+    # lazy: keeps the clothseg command's start-up fast
+    from ..batch.coco import coco_batch
+
+    settings = BatchOptions(workers=workers or available_cpus(), **batch)
+    run = coco_batch(
+        items, path, settings, progress=TqdmProgress("coco", quiet=quiet, unit="folder"), **options
     )
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    click.echo(f"COCO: {path} ({len(doc['images'])} images, {len(doc['annotations'])} annotations)")
+    outputs = [run.waiting]
+    if run.written is not None:
+        outputs = [f"COCO: {run.written} ({run.images} images, {run.annotations} annotations)"]
+    elif run.incomplete:
+        outputs = []
+        click.echo(run.waiting, err=True)  # what is wrong, even with --quiet
+    finish_batch(run.summary, quiet=quiet, outputs=outputs, incomplete=run.incomplete)
 
 
 FORMATS = ("coco", "yolo", "cvat", "labelstudio", "hf")
