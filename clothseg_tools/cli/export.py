@@ -13,6 +13,7 @@ from ..batch.post import parse_classes
 from ..classes import canonical_classes
 from ..errors import ClothsegError
 from ._common import CliError
+from .options import min_value_option, rle_or_polygon_option
 
 __all__ = ["coco_command", "export_command", "import_labels_command"]
 
@@ -101,13 +102,7 @@ FORMATS = ("coco", "yolo", "cvat", "labelstudio", "hf")
     help="The dataset folder (the JSON file for coco, a folder or .zip for cvat).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-@click.option(
-    "--min-value",
-    type=click.IntRange(1, 255),
-    default=128,
-    show_default=True,
-    help="Mask value at which a pixel belongs to a class.",
-)
+@min_value_option
 @click.option(
     "--no-parts",
     is_flag=True,
@@ -134,13 +129,7 @@ FORMATS = ("coco", "yolo", "cvat", "labelstudio", "hf")
     show_default=True,
     help="yolo: drop regions of fewer pixels and fill smaller holes.",
 )
-@click.option(
-    "--encoding",
-    type=click.Choice(["rle", "polygon"]),
-    default="rle",
-    show_default=True,
-    help="coco: compressed RLE (exact) or polygons.",
-)
+@rle_or_polygon_option("coco: compressed RLE (exact) or polygons.")
 @click.option(
     "--kind",
     type=click.Choice(["brush", "polygon"]),
