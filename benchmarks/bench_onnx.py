@@ -12,7 +12,10 @@ the engine on a synthetic photo at each size. It prints, per size:
   the twelve soft class masks at the photo's size;
 - ``post / copyto``: the post time as a multiple of one ``np.copyto`` of the final
   (12, H, W) uint8 stack, the named baseline: the least any post-processing that writes
-  that stack can cost.
+  that stack can cost;
+- ``parts``: splitting the garment classes of a parsing with six garments (four tops,
+  two skirts) into per-garment parts (``output_type`` 2 or 3), also as a multiple of the
+  same ``np.copyto``.
 
 At 4096 x 4096 it also measures the post-processing's peak allocation with
 ``tracemalloc`` against the final stack (12 x 4096 x 4096 bytes, about 200 MB): the
@@ -36,6 +39,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 import clothseg_tools as cst
+from clothseg_tools.engines._parts import parsing_parts
 from clothseg_tools.engines.onnx import OnnxEngine
 
 N_LABELS = 18
@@ -102,12 +106,22 @@ def measure(engine: OnnxEngine, size: int, repeat: int) -> dict[str, float]:
         return engine._post(logits, extent, (size, size)).to_maskset()
 
     stack = post().stack()
+    # a photo of six garments (four tops, two skirts), as label map and class masks
+    labels = np.zeros((size, size), np.uint8)
+    q = size // 8
+    for i in range(4):
+        labels[q : 3 * q, (2 * i) * q : (2 * i + 1) * q] = 4  # Upper-clothes
+    labels[5 * q : 7 * q, q : 3 * q] = labels[5 * q : 7 * q, 5 * q : 7 * q] = 5  # Skirt
+    garments = cst.Parsing(labels, "atr")
+    garment_masks = garments.to_maskset()
     target = np.empty_like(stack)
     return {
         "pre": best_time(lambda: engine._canvas(image, fit, canvas), repeat),
         "model": best_time(lambda: engine._run(tensor), repeat),
         "post": best_time(post, repeat),
         "copyto": best_time(lambda: np.copyto(target, stack), repeat),
+        "parts": best_time(lambda: parsing_parts(garments, garment_masks), repeat),
+        "n_parts": float(len(parsing_parts(garments, garment_masks))),
         "stack_bytes": float(stack.nbytes),
         "post_fn": post,  # type: ignore[dict-item]
     }
@@ -136,14 +150,18 @@ def main() -> int:
         print(f"model: {N_LABELS} labels, input 512 px (dynamic), logits at 1/4; "
               f"best of {args.repeat}")  # fmt: skip
         columns = ("pre", "model", "post", "copyto")
-        print(f"{'photo':>11} " + " ".join(f"{c:>8}" for c in columns) + f" {'post/copyto':>12}")
+        print(
+            f"{'photo':>11} " + " ".join(f"{c:>8}" for c in columns) + f" {'post/copyto':>12}"
+            f" {'parts':>8} {'parts/copyto':>12}"
+        )
         status = 0
         for size in args.sizes:
             m = measure(engine, size, args.repeat)
             print(
                 f"{size:>5}x{size:<5} {m['pre'] * 1e3:>6.1f}ms {m['model'] * 1e3:>6.1f}ms "
                 f"{m['post'] * 1e3:>6.1f}ms {m['copyto'] * 1e3:>6.1f}ms "
-                f"{m['post'] / m['copyto']:>11.1f}x"
+                f"{m['post'] / m['copyto']:>11.1f}x {m['parts'] * 1e3:>6.1f}ms "
+                f"{m['parts'] / m['copyto']:>11.1f}x ({m['n_parts']:.0f} parts)"
             )
             if size == 4096:
                 peak = peak_of(m["post_fn"])  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 import requests
 from _onnx_support import BLUE, GREEN, RED, colour_parser, export_folder, regions_photo
 from click.testing import CliRunner
+from onnx import numpy_helper
 from PIL import Image
 
 import clothseg_tools as cst
@@ -76,6 +78,44 @@ def test_segment_with_an_exported_model_and_no_flags_about_labels(model, photos,
     assert "with the onnx engine" in again.output
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == written  # resumed
     assert (out / "manifest.jsonl").read_text() == manifest
+
+
+def swapped_model(folder: Path) -> Path:
+    """The colour parser with red and green swapped: tops become bottoms."""
+    proto = colour_parser()
+    weights = {t.name: t for t in proto.graph.initializer}["W"]
+    w = numpy_helper.to_array(weights).copy()
+    w[[RED, GREEN]] = w[[GREEN, RED]]
+    weights.CopyFrom(numpy_helper.from_array(w, "W"))
+    return export_folder(folder, proto)
+
+
+def test_another_model_redoes_the_items_and_the_same_model_elsewhere_resumes(
+    model, photos, tmp_path
+):
+    folder, truth = photos
+    out = tmp_path / "results"
+    first = run("segment", folder, "--model", model, "--class-type", 4, "--out", out, "-q")
+    assert first.exit_code == 0, first.output
+    line = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    assert line["options"]["engine"]["model"].startswith("sha256:")
+
+    # the same model copied to another path (another machine's mount) is the same model
+    copy = tmp_path / "elsewhere" / "seg_onnx"
+    shutil.copytree(model, copy)
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    again = run("segment", folder, "--model", copy, "--class-type", 4, "--out", out, "-q")
+    assert again.exit_code == 0, again.output
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == written
+
+    # another model's masks replace the first's instead of being kept as done
+    other = swapped_model(tmp_path / "other" / "seg_onnx")
+    res = run("segment", folder, "--model", other, "--class-type", 4, "--out", out, "-q")
+    assert res.exit_code == 0, res.output
+    for name, labels in truth.items():
+        result = SegmentationResult.load(out / name)
+        np.testing.assert_array_equal(result.masks["bottoms"] >= 128, labels == RED)
+        np.testing.assert_array_equal(result.masks["tops"] >= 128, labels == GREEN)
 
 
 def test_damaged_parsing_file_is_caught_by_its_checksum(model, photos, tmp_path):

@@ -19,6 +19,9 @@ from _onnx_support import (
     export_folder,
     regions_photo,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 import clothseg_tools as cst
 from clothseg_tools import CLASSES
@@ -309,3 +312,81 @@ def test_segment_with_engine_gives_a_result(dynamic_engine, tmp_path):
     result = segment_with_engine(dynamic_engine, tmp_path / "p.png", class_type=4)
     assert result.engine == "onnx" and result.masks.classes == CLASSES
     np.testing.assert_array_equal(result.masks["bottoms"] >= 128, labels == GREEN)
+
+
+# -- per-garment parts ---------------------------------------------------------------------
+
+
+def test_separate_garments_become_parts_that_add_up_to_the_mask(dynamic_engine):
+    # a large red top on the left, a smaller red one on the right, green trousers below
+    photo = np.zeros((96, 128, 3), np.uint8)
+    photo[8:56, 8:64] = (255, 0, 0)
+    photo[8:40, 88:120] = (255, 0, 0)
+    photo[64:92, 16:112] = (0, 255, 0)
+    out = dynamic_engine.segment(photo, classes=CLASSES)
+    assert set(out.parts) == {"tops_0", "tops_1", "bottoms_0"}
+    big, small = out.parts["tops_0"], out.parts["tops_1"]
+    tops = out.masks["tops"] >= 128
+    assert tops[12:52, 12:60].all() and tops[12:36, 92:116].all()  # soft at the edges
+    # each top's part is the class mask on its own side of the gap between them
+    np.testing.assert_array_equal(big >= 128, tops & (np.arange(128) < 76))
+    np.testing.assert_array_equal(small >= 128, tops & (np.arange(128) >= 76))
+    # disjoint, and together exactly the class mask
+    assert not (big.astype(bool) & small.astype(bool)).any()
+    np.testing.assert_array_equal(big + small, out.masks["tops"])
+    np.testing.assert_array_equal(out.parts["bottoms_0"], out.masks["bottoms"])
+
+
+def test_parts_are_saved_with_the_result(dynamic_engine, tmp_path):
+    photo, _ = regions_photo(64, 64, 16)
+    result = segment_with_engine(dynamic_engine, photo, class_type=4, output_type=3)
+    assert result.parts.classes == ("tops_0", "bottoms_0")  # one red, one green stripe
+    loaded = cst.SegmentationResult.load(result.save(tmp_path / "r"))
+    assert loaded.parts.classes == result.parts.classes
+
+
+def test_a_coat_over_a_shirt_is_two_parts():
+    from clothseg_tools.engines._parts import parsing_parts
+
+    lip = cst.LABELSETS["lip"]
+    labels = np.zeros((40, 60), np.uint8)
+    labels[5:35, 10:50] = lip.index("Coat")
+    labels[8:30, 25:35] = lip.index("Upper-clothes")  # the shirt, inside the open coat
+    parsing = cst.Parsing(labels, lip)
+    parts = parsing_parts(parsing, parsing.to_maskset(["tops"]))
+    assert set(parts) == {"tops_0", "tops_1"}
+    np.testing.assert_array_equal(parts["tops_0"] > 0, labels == lip.index("Coat"))
+    np.testing.assert_array_equal(parts["tops_1"] > 0, labels == lip.index("Upper-clothes"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cells=arrays(
+        np.uint8,
+        st.tuples(st.integers(1, 6), st.integers(1, 6)),
+        elements=st.sampled_from([0, 4, 5, 6, 7]),
+    ),
+    scale=st.integers(1, 300),
+)
+def test_parts_always_partition_their_class(cells, scale):
+    # any ATR map, at sizes beyond the grid garments are found on (up to 1800 px)
+    from clothseg_tools.engines._parts import parsing_parts
+
+    labels = np.kron(cells, np.ones((scale, scale), np.uint8))
+    parsing = cst.Parsing(labels, "atr")
+    masks = parsing.to_maskset(["tops", "bottoms", "dress"])
+    parts = parsing_parts(parsing, masks)
+    for name in ("tops", "bottoms", "dress"):
+        mine = [parts[k] for k in sorted(parts) if k.rsplit("_", 1)[0] == name]
+        assert [f"{name}_{i}" for i in range(len(mine))] == sorted(
+            (k for k in parts if k.rsplit("_", 1)[0] == name),
+            key=lambda k: int(k.rsplit("_", 1)[1]),
+        )
+        if not mine:
+            continue
+        total = np.zeros(labels.shape, np.uint16)
+        for part in mine:
+            assert part.shape == labels.shape and part.dtype == np.uint8
+            total += part > 0
+        assert total.max() <= 1  # disjoint
+        np.testing.assert_array_equal(np.sum(mine, axis=0, dtype=np.uint16), masks[name])

@@ -167,6 +167,13 @@ class _EngineSegmenter:
         """Segment an encoded image (or a path), recorded as coming from ``source``."""
         return segment_with_engine(self._engine(), data, source=source, **self._api_options)
 
+    def identity(self) -> dict[str, Any]:
+        """The engine's :meth:`~clothseg_tools.engines.base.Engine.identity` (its model)."""
+        with self._lock:
+            first = self._engines[0] if self._engines else None
+        engine = first if first is not None else self._engine()
+        return dict(engine.identity()) if hasattr(engine, "identity") else {}
+
     def close(self) -> None:
         with self._lock:
             built, self._engines = self._engines, []
@@ -315,11 +322,13 @@ def segment_job(
     *,
     backend: str,
     api_options: Mapping[str, int],
+    engine: Mapping[str, Any] | None = None,
 ) -> Job:
     """The :class:`Job` that segments each item with ``segmenter`` and saves it.
 
-    The job's options (recorded per manifest line) are the API options and the
-    backend's name: changing either redoes earlier items.
+    The job's options (recorded per manifest line) are the API options, the
+    backend's name and, when it has one, the engine's identity (``engine``: its
+    model's checksum and settings): changing any of them redoes earlier items.
     """
     out = Path(out_dir)
 
@@ -338,7 +347,11 @@ def segment_job(
         "segment",
         work,
         out,
-        options={**dict(api_options), "backend": backend},
+        options={
+            **dict(api_options),
+            "backend": backend,
+            **({"engine": dict(engine)} if engine else {}),
+        },
         fingerprint=_input_fingerprint,
     )
 
@@ -454,7 +467,10 @@ def segment_batch(
         engine_options=engine_options,
     )
     try:
-        job = segment_job(segmenter, out_dir, backend=segmenter.name, api_options=api_options)
+        identity = segmenter.identity() if isinstance(segmenter, _EngineSegmenter) else None
+        job = segment_job(
+            segmenter, out_dir, backend=segmenter.name, api_options=api_options, engine=identity
+        )
         run = dataclasses.replace(
             batch or BatchOptions(workers=default_workers(segmenter.name)), **run_settings
         )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -137,6 +137,23 @@ class Engine(abc.ABC):
         image_bytes: bytes | None,
     ) -> EngineOutput:
         """Engine-specific work; see :meth:`segment`."""
+
+    def identity(self) -> dict[str, Any]:
+        """What, beside its name and the API options, decides this engine's output.
+
+        Batches record it with every manifest line, so a rerun with another model in
+        the same results folder redoes the items instead of keeping masks the new model
+        did not make. Engines with nothing to add (the default) return an empty dict;
+        values must be JSON types and the same on every machine (a model's checksum,
+        not its path).
+
+        Examples
+        --------
+        >>> from clothseg_tools.engines import get_engine
+        >>> get_engine("replay", replay_dir=".").identity()
+        {}
+        """
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing
         """Release models or files the engine holds."""

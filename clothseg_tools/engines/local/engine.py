@@ -23,12 +23,12 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 from skimage.measure import label
 
 from ...classes import CLASSES
 from ...errors import ConfigurationError
 from ...masks import MaskSet
+from .._parts import PART_CLASSES, split_parts
 from ..base import Engine, EngineOutput
 from .models import observe, release_thread_models, thread_models
 from .parsing import LEAVES, Parsing, parse
@@ -56,14 +56,6 @@ CLASS_LEAVES: dict[str, tuple[str, ...]] = {
     "body": ("body",),
     "others": ("others",),
 }
-
-#: Garment classes subdivided into per-garment parts (connected regions).
-PART_CLASSES: tuple[str, ...] = ("tops", "bottoms", "dress")
-
-# A garment part covers at least this fraction of the picture; smaller specks join
-# the nearest part. At most _MAX_PARTS parts per class.
-_MIN_PART = 0.002
-_MAX_PARTS = 32
 
 # Guided-filter regularisation for a guide in 0..1: edges with a local standard
 # deviation well above sqrt(eps) (about 6 grey levels of 255) are followed.
@@ -330,31 +322,6 @@ def _upsample_leaves(
 
 
 def _parts(name: str, mask: UInt8Array, leaf: FloatArray) -> dict[str, UInt8Array]:
-    """Split a garment mask into its connected regions (``tops_0``, ``tops_1``...).
-
-    Regions are found at working resolution; small specks join the nearest large
-    region, so the parts add up to the whole mask.
-    """
-    regions = label(leaf >= 0.5, connectivity=2)
-    count = int(regions.max())
-    if count == 0:
-        return {}
-    areas = np.bincount(regions.ravel(), minlength=count + 1)[1:]
-    big = np.flatnonzero(areas >= max(0.1 * areas.max(), _MIN_PART * leaf.size)) + 1
-    if big.size == 0:
-        return {}  # only specks: no garment worth a part
-    big = big[np.argsort(-areas[big - 1], kind="stable")][:_MAX_PARTS]
-    if big.size == 1:
-        return {f"{name}_0": mask.copy()}
-    ranks = np.zeros(count + 1, np.uint8)
-    ranks[big] = np.arange(1, big.size + 1, dtype=np.uint8)
-    ranked = ranks[regions]
-    # every pixel takes the rank of its nearest large region
-    _, (iy, ix) = ndimage.distance_transform_edt(ranked == 0, return_indices=True)
-    nearest = ranked[iy, ix]
-    # number the parts by how much of the garment each ends up with, largest first
-    weight = np.bincount(nearest.ravel(), weights=leaf.ravel(), minlength=big.size + 1)[1:]
-    order = np.argsort(-weight, kind="stable")
-    H, W = mask.shape
-    full = cv2.resize(nearest, (W, H), interpolation=cv2.INTER_NEAREST)
-    return {f"{name}_{i}": np.where(full == k + 1, mask, np.uint8(0)) for i, k in enumerate(order)}
+    """Split a garment mask into its connected regions (``tops_0``, ``tops_1``...),
+    found on the working grid and weighted by the garment's confidence."""
+    return split_parts(name, mask, label(leaf >= 0.5, connectivity=2), leaf)

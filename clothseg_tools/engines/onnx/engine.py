@@ -18,6 +18,9 @@ For one photo:
    at the model's resolution and upsampled the same way. No full-size float copy of
    all channels is ever made.
 
+Per-garment parts (``tops_0`` ...) are each garment label's connected regions, split
+as the local engine splits its garments (:mod:`clothseg_tools.engines._parts`).
+
 The API's effort options:
 
 - ``quality=2``: the mirrored photo is run too and the logits are averaged;
@@ -37,9 +40,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..._io import sha256_file
 from ...errors import EngineError, ModelError
 from ...labelsets import LabelSet
 from ...parsing import Parsing, upsampled_blocks
+from .._parts import parsing_parts
 from ..base import Engine, EngineOutput
 from .model import ModelSpec, SizeLike, find_model_file, load_session, read_spec
 
@@ -114,6 +119,7 @@ class OnnxEngine(Engine):
             rescale=rescale, bgr=bgr,
         )  # fmt: skip
         self._channels = self._check_output_channels()
+        self._identity: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         h, w = self.spec.size
@@ -126,6 +132,32 @@ class OnnxEngine(Engine):
     def labelset(self) -> LabelSet:
         """The label set of the model's output channels."""
         return self.spec.labelset
+
+    def identity(self) -> dict[str, Any]:
+        """The model file's SHA-256 and the settings that change what it sees.
+
+        A batch records this with every item, so a rerun with another ``--model``,
+        label set or input size redoes the items. The model is hashed once per engine
+        (about 1 s per GB) and by content, so the same model at another path on
+        another machine of a cluster counts as the same.
+
+        Examples
+        --------
+        >>> OnnxEngine("model.onnx").identity()["model"]  # doctest: +SKIP
+        'sha256:9f2c...'
+        """
+        if self._identity is None:
+            spec = self.spec
+            self._identity = {
+                "model": f"sha256:{sha256_file(spec.path)}",
+                "labels": spec.labelset.to_json(),
+                "size": list(spec.size),
+                "mean": list(spec.mean),
+                "std": list(spec.std),
+                "rescale": spec.rescale,
+                "bgr": spec.bgr,
+            }
+        return dict(self._identity)
 
     # -- checks ------------------------------------------------------------------------
 
@@ -330,7 +362,8 @@ class OnnxEngine(Engine):
         assert parsing.probs is not None
         if not table[parsing.probs.argmax(axis=0)].any():
             notes = (*notes, "no person found")
-        return EngineOutput(parsing.to_maskset(classes), {}, notes, parsing=parsing)
+        masks = parsing.to_maskset(classes)
+        return EngineOutput(masks, parsing_parts(parsing, masks), notes, parsing=parsing)
 
     def close(self) -> None:
         """Drop the onnxruntime session (the engine cannot be used afterwards)."""
