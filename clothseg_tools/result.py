@@ -20,6 +20,11 @@ result wrote, so a resumed batch can trust a folder that has a ``result.json`` a
 written by :meth:`MaskSet.save <clothseg_tools.masks.MaskSet.save>` alone (no
 ``result.json``, no save under way) is a result folder too: its masks, no metadata.
 
+``result.json`` also records the seconds each stage took (``timings``) and the
+service's task, unless the result is saved ``reproducible``: the batch commands save so,
+and keep timings and task in their manifest line, so two runs of the same batch write
+byte-identical folders.
+
 Examples
 --------
 >>> import tempfile
@@ -31,6 +36,10 @@ Examples
 >>> sorted(p.name for p in folder.iterdir())
 ['masks.json', 'result.json', 'tops.png']
 >>> SegmentationResult.load(folder).masks == masks
+True
+>>> first = res.save(tempfile.mkdtemp(), reproducible=True).files["result.json"]
+>>> res.timings["total"] = 0.31   # measured: differs from run to run
+>>> first == res.save(tempfile.mkdtemp(), reproducible=True).files["result.json"]
 True
 """
 
@@ -89,6 +98,10 @@ PARSING_NAME = LAYOUT["parsing"]
 #: ``format`` field of ``result.json``.
 RESULT_FORMAT = "clothseg-result"
 _VERSION = 1
+
+#: Fields of ``result.json`` that describe a run, not its result: left out of a
+#: reproducible save (see ``SegmentationResult.save``).
+_RUN_FIELDS = ("timings", "task")
 
 #: Placeholder default of ``SegmentationResult.parts``; replaced by an empty set of the
 #: masks' shape in ``__post_init__``.
@@ -172,10 +185,15 @@ class SegmentationResult:
 
     # -- saving ---------------------------------------------------------------------
 
-    def to_json(self, checksums: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """The content of ``result.json`` (see the module docstring)."""
+    def to_json(
+        self, checksums: Mapping[str, str] | None = None, *, reproducible: bool = False
+    ) -> dict[str, Any]:
+        """The content of ``result.json`` (see the module docstring).
+
+        With ``reproducible``, without ``timings`` and ``task``: see :meth:`save`.
+        """
         h, w = self.masks.shape
-        return {
+        doc: dict[str, Any] = {
             "format": RESULT_FORMAT,
             "version": _VERSION,
             "source": self.source,
@@ -199,13 +217,28 @@ class SegmentationResult:
             "task": None if self.task is None else self.task.to_dict(),
             "checksums": dict(checksums or {}),
         }
+        if reproducible:
+            for measured in _RUN_FIELDS:
+                del doc[measured]
+        return doc
 
-    def save(self, folder: str | os.PathLike[str]) -> WrittenFolder:
+    def save(self, folder: str | os.PathLike[str], *, reproducible: bool = False) -> WrittenFolder:
         """Write the masks, the parts and ``result.json`` into ``folder``.
 
         Every file is written atomically; ``result.json`` is removed first and written
         last, so a folder that has one is complete even if an earlier save crashed
         (whose temporary files are removed).
+
+        Parameters
+        ----------
+        folder
+            The result folder (created when missing).
+        reproducible
+            Leave out of ``result.json`` what describes the run rather than the result:
+            the measured ``timings`` and the service's ``task`` (its id, times and
+            links). The folder's bytes then depend on the result alone, so two runs
+            that make the same result write the same folder. The batch commands save
+            this way and record both in their manifest line instead.
 
         Returns
         -------
@@ -227,7 +260,8 @@ class SegmentationResult:
         if self.parsing is not None:
             self.parsing.save(out / PARSING_NAME)
             files[PARSING_NAME] = sha256_file(out / PARSING_NAME)
-        files[RESULT_NAME] = write_hashed(out / RESULT_NAME, json_bytes(self.to_json(files)))
+        meta = self.to_json(files, reproducible=reproducible)
+        files[RESULT_NAME] = write_hashed(out / RESULT_NAME, json_bytes(meta))
         saving.unlink()
         return WrittenFolder.of(out, files)
 

@@ -48,37 +48,27 @@ def cli(*args: object, code: int | None = 0) -> Any:
 
 
 def folder_files(out: Path) -> dict[str, bytes]:
-    """Every output file under ``out`` by relative path; manifests and markers left out,
-    and ``result.json`` without its measured timings (the only bytes that differ
-    between two runs of the same batch)."""
-    files = {}
-    for path in sorted(out.rglob("*")):
-        if not path.is_file() or path.name.startswith("manifest"):
-            continue
-        rel = path.relative_to(out).as_posix()
-        data = path.read_bytes()
-        if path.name == "result.json":
-            doc = json.loads(data)
-            doc.pop("timings", None)
-            data = json.dumps(doc, sort_keys=True).encode()
-        files[rel] = data
-    return files
+    """Every output file under ``out`` by relative path, byte for byte; manifests and
+    shard markers left out (they record when and where a run went)."""
+    return {
+        path.relative_to(out).as_posix(): path.read_bytes()
+        for path in sorted(out.rglob("*"))
+        if path.is_file() and not path.name.startswith("manifest")
+    }
 
 
 def manifest_view(out: Path, command: str = "segment") -> dict[str, dict[str, Any]]:
-    """The merged manifest of ``command`` without the fields that measure time (and the
-    checksum of ``result.json``, which holds the measured timings). Post-processing
-    records are keyed by output key: their sources are the result folders of ``out``
-    itself, and their fingerprints the checksums of those ``result.json`` files."""
+    """The merged manifest of ``command`` without the fields that measure time.
+
+    Post-processing records are keyed by output key: their sources are the result
+    folders of ``out`` itself (another path for each compared run).
+    """
     view = {}
     for source, rec in read_manifests(out, command).items():
         rec = {k: v for k, v in rec.items() if k not in _VOLATILE}
         if command != "segment":
             source = rec.pop("key")
-            rec.pop("source"), rec.pop("fingerprint")
-        rec["checksums"] = {
-            k: v for k, v in (rec.get("checksums") or {}).items() if not k.endswith("result.json")
-        }
+            rec.pop("source")
         view[source] = rec
     return view
 

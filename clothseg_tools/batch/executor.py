@@ -68,11 +68,15 @@ class ItemOutput:
         Seconds per stage, recorded in the manifest.
     notes : tuple of str
         Remarks recorded in the manifest (``"no person found"``).
+    task : dict or None
+        The service's task of the item (id, times), recorded in the manifest as
+        ``task``; the result folder leaves it out, so that it is the same every run.
     """
 
     checksums: Mapping[str, str] = dataclasses.field(default_factory=dict)
     timings: Mapping[str, float] = dataclasses.field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    task: Mapping[str, Any] | None = None
 
 
 def _no_fingerprint(item: BatchItem) -> str | None:
@@ -159,6 +163,8 @@ def run_item(
             checksums=dict(output.checksums),
             fingerprint=fingerprint,
         )
+        if output.task is not None:
+            record["task"] = dict(output.task)
     record["options"] = dict(options)
     record["finished_at"] = now_iso()
     _log(job, item, record)

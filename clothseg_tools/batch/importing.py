@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import os
 import threading
 import time
@@ -46,9 +45,9 @@ from ..errors import ConfigurationError, ShapeMismatchError
 from ..labelsets import LabelSet, get_labelset
 from ..masks import MaskSet
 from ..parsing import Parsing
-from ..result import RESULT_NAME, SegmentationResult
+from ..result import SegmentationResult
 from .discover import BatchItem
-from .runner import BatchSummary, ItemOutput, Job, Progress, run_job, sha256_file
+from .runner import BatchSummary, ItemOutput, Job, Progress, run_job
 
 __all__ = [
     "DEFAULT_FORMAT",
@@ -290,10 +289,9 @@ def import_job(
         photo = item.photo or index.find(item.name)
         result = _to_result(item, photo, fmt)
         t1 = time.perf_counter()
-        folder = result.save(out / batch_item.key)
-        meta = json.loads((folder / RESULT_NAME).read_text(encoding="utf-8"))
-        checksums = {f"{batch_item.key}/{name}": sha for name, sha in meta["checksums"].items()}
-        checksums[f"{batch_item.key}/{RESULT_NAME}"] = sha256_file(folder / RESULT_NAME)
+        # as segment saves: the same folder every run (the timings are in the manifest)
+        folder = result.save(out / batch_item.key, reproducible=True)
+        checksums = {f"{batch_item.key}/{name}": sha for name, sha in folder.files.items()}
         return ItemOutput(
             checksums=checksums,
             timings={"read": t1 - t0, "save": time.perf_counter() - t1},

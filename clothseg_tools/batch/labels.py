@@ -119,7 +119,7 @@ def save_labeled(
                 engine=f"labels-{fmt}",
                 notes=(f"labels imported from {fmt}",),
             )
-            result.save(folder)
+            result.save(folder, reproducible=True)
             manifest.append(
                 {
                     "source": f"{source or fmt}#{item.name}",

@@ -12,7 +12,9 @@ A line looks like::
      "options": {...}, "fingerprint": "...", "command": "segment", "finished_at": "..."}
 
 and for a failure ``"status": "failed", "error": {"type": "ImageDecodeError",
-"message": "..."}``.
+"message": "..."}``. An item segmented by the remote service also records its
+``"task"`` (id, times). Timings and task live here, not in the result folder's
+``result.json``, so two runs of the same batch write byte-identical folders.
 
 A run split into shards (``--shard K/N``) writes one part per shard,
 ``manifest.K-of-N.jsonl`` (``manifest-<command>.K-of-N.jsonl`` for the other

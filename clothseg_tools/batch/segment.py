@@ -9,8 +9,10 @@ Two backends do the segmenting, chosen by :func:`make_segmenter`:
   input checks as an upload.
 
 Each input's result is saved with :meth:`SegmentationResult.save` under
-``<out>/<key>/``; the manifest line lists every file's checksum, so a rerun trusts the
-folder only while it is intact.
+``<out>/<key>/``, ``reproducible``: the measured timings and the service's task go to
+the item's manifest line, not ``result.json``, so two runs of the same batch write the
+same bytes. The manifest line lists every file's checksum, so a rerun trusts the folder
+only while it is intact.
 """
 
 from __future__ import annotations
@@ -337,11 +339,17 @@ def segment_job(
         result = segmenter(item)
         t1 = time.perf_counter()
         folder = out / item.key
-        saved = result.save(folder)
+        # timings and task go to the manifest line: the folder is the same every run
+        saved = result.save(folder, reproducible=True)
         checksums = {f"{item.key}/{name}": sha for name, sha in saved.files.items()}
         timings = dict(result.timings)
         timings.update(segment_total=t1 - t0, save=time.perf_counter() - t1)
-        return ItemOutput(checksums=checksums, timings=timings, notes=tuple(result.notes))
+        return ItemOutput(
+            checksums=checksums,
+            timings=timings,
+            notes=tuple(result.notes),
+            task=None if result.task is None else result.task.to_dict(),
+        )
 
     return Job(
         "segment",
