@@ -39,7 +39,7 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,9 @@ from .classes import CLASSES, canonical_class
 from .decode import _open_mask, _Opened, _run_all
 from .errors import ClothsegError, MaskZipError, UnsafeZipError
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11 on
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_ZIP_ENTRIES",
@@ -60,6 +63,7 @@ __all__ = [
     "MAX_ZIP_TOTAL_PIXELS",
     "MaskZipReport",
     "SkippedEntry",
+    "ZipReadOptions",
     "extract_mask_zip",
     "group_parts",
     "natural_key",
@@ -374,6 +378,20 @@ def _entry_key(filename: str) -> str:
 # -- reading --------------------------------------------------------------------------
 
 
+class ZipReadOptions(TypedDict, total=False):
+    """The limits and threads of a ZIP read, as keywords: the readers take these
+    (:func:`read_mask_zip`, :func:`extract_mask_zip`) and pass them on to
+    :func:`read_mask_zip_report`, which has their defaults and meanings."""
+
+    max_entries: int
+    max_total_bytes: int
+    max_entry_bytes: int
+    max_ratio: float
+    max_pixels: int | None
+    max_total_pixels: int | None
+    workers: int
+
+
 def read_mask_zip_report(
     source: bytes | str | os.PathLike[str] | IO[bytes],
     *,
@@ -530,15 +548,7 @@ def _open_within_budget(
 
 
 def read_mask_zip(
-    source: bytes | str | os.PathLike[str] | IO[bytes],
-    *,
-    max_entries: int = MAX_ZIP_ENTRIES,
-    max_total_bytes: int = MAX_ZIP_TOTAL_BYTES,
-    max_entry_bytes: int = MAX_ZIP_ENTRY_BYTES,
-    max_ratio: float = MAX_ZIP_RATIO,
-    max_pixels: int | None = limits.MAX_PIXELS,
-    max_total_pixels: int | None = MAX_ZIP_TOTAL_PIXELS,
-    workers: int = 2,
+    source: bytes | str | os.PathLike[str] | IO[bytes], **options: Unpack[ZipReadOptions]
 ) -> dict[str, npt.NDArray[np.uint8]]:
     """Read a per-garment mask ZIP into a natural-sorted ``{name: (H, W) uint8}``.
 
@@ -553,28 +563,20 @@ def read_mask_zip(
     >>> list(read_mask_zip(data))
     ['tops/0']
     """
-    return read_mask_zip_report(
-        source,
-        max_entries=max_entries,
-        max_total_bytes=max_total_bytes,
-        max_entry_bytes=max_entry_bytes,
-        max_ratio=max_ratio,
-        max_pixels=max_pixels,
-        max_total_pixels=max_total_pixels,
-        workers=workers,
-    ).parts
+    return read_mask_zip_report(source, **options).parts
 
 
 def extract_mask_zip(
     source: bytes | str | os.PathLike[str] | IO[bytes],
     folder: str | os.PathLike[str],
-    **options: Any,
+    **options: Unpack[ZipReadOptions],
 ) -> list[Path]:
     """Read a mask ZIP safely and write each part as an 8-bit grayscale PNG in ``folder``.
 
     Every file lands inside ``folder`` (``<folder>/<name>.png``, subfolders kept):
     names were already checked for path tricks, and each target is resolved again
-    (symbolic links included) before writing. Files are written atomically.
+    (symbolic links included) before writing. Files are written atomically. The
+    ``options`` are those of :func:`read_mask_zip_report`.
 
     Returns
     -------

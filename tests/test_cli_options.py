@@ -51,3 +51,12 @@ def test_option_flags_follow_the_table(name: str) -> None:
     assert flag.default == spec.default
     assert isinstance(flag.type, click.IntRange)
     assert (flag.type.min, flag.type.max) == (spec.allowed[0], spec.allowed[-1])
+
+
+@pytest.mark.parametrize("name", ["export", "stats", "labelmap"])
+def test_min_value_is_one_definition(name: str) -> None:
+    flag = param(command(name), "--min-value")
+    reference = param(command("stats"), "--min-value")
+    assert (flag.help, flag.default, flag.name) == (reference.help, 128, "min_value")
+    assert isinstance(flag.type, click.IntRange)
+    assert (flag.type.min, flag.type.max) == (1, 255)

@@ -457,3 +457,48 @@ def test_write_refusals():
         write_mask_zip({"tops_0": np.zeros((2, 2))})
     with pytest.raises(ValueError, match="Unsafe"):
         write_mask_zip({"../0": mask(0)}, layout="folders")
+
+
+# -- one signature for every reader ----------------------------------------------------
+
+
+def test_the_readers_take_the_reports_keywords():
+    """ZipReadOptions, what read_mask_zip and extract_mask_zip pass on, names exactly
+    the keywords of read_mask_zip_report, so no reader can drift from it."""
+    import inspect
+
+    from clothseg_tools.zipmasks import ZipReadOptions
+
+    keywords = [
+        p.name
+        for p in inspect.signature(read_mask_zip_report).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    assert list(ZipReadOptions.__annotations__) == keywords
+
+
+@pytest.mark.parametrize(
+    ("limits", "match"),
+    [
+        ({"max_entries": 2}, "over the limit of 2"),
+        ({"max_entry_bytes": 50}, "per-entry limit of 50"),
+        ({"max_total_pixels": 200}, "more than 200 pixels"),
+    ],
+)
+def test_every_reader_applies_the_same_limits(tmp_path, limits, match):
+    data = make_zip({f"tops_{i}.png": mask(i, (10, 12)) for i in range(3)})
+    readers = [
+        lambda: read_mask_zip_report(data, **limits),
+        lambda: read_mask_zip(data, **limits),
+        lambda: extract_mask_zip(data, tmp_path / "out", **limits),
+    ]
+    for read in readers:
+        with pytest.raises(UnsafeZipError, match=match):
+            read()
+    assert not list((tmp_path / "out").glob("*.png"))
+    loose = {"max_entries": 3, "max_entry_bytes": 10_000, "max_total_pixels": 360, "workers": 1}
+    names = ["tops_0", "tops_1", "tops_2"]
+    assert list(read_mask_zip(data, **loose)) == names
+    assert list(read_mask_zip_report(data, **loose).parts) == names
+    written = extract_mask_zip(data, tmp_path / "out", **loose)
+    assert [p.name for p in written] == ["tops_0.png", "tops_1.png", "tops_2.png"]

@@ -35,6 +35,7 @@ from .manifest import Manifest, manifest_path
 
 __all__ = [
     "Executor",
+    "ExecutorRun",
     "ItemOutput",
     "Job",
     "Limiter",
@@ -126,8 +127,6 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-
-
 def run_item(
     job: Job, item: BatchItem, options: Mapping[str, Any], limiter: Limiter | None = None
 ) -> dict[str, Any]:
@@ -207,13 +206,43 @@ class Limiter(Protocol):
         """Block until the caller may start one item."""
 
 
+@dataclasses.dataclass(frozen=True)
+class ExecutorRun:
+    """One run of an executor: the items, the job they are for, and what every executor
+    needs around them. :meth:`Executor.run` builds it and hands it to
+    :meth:`Executor.execute`.
+
+    Attributes
+    ----------
+    job : Job
+        What to do per item.
+    items : sequence of BatchItem
+        The items to run (those the plan left to do), in order.
+    options : dict
+        The job's options as JSON, recorded in every item's manifest line.
+    manifest : Manifest
+        Where each item's record is appended as the item ends.
+    rate_limit : float or None
+        At most this many item starts per second, over all workers together.
+    stop : threading.Event or None
+        Once set, no new item starts (as after Ctrl-C).
+    """
+
+    job: Job
+    items: Sequence[BatchItem]
+    options: Mapping[str, Any]
+    manifest: Manifest
+    rate_limit: float | None = None
+    stop: threading.Event | None = None
+
+
 class Executor(abc.ABC):
-    """Where a batch's items run. Subclasses implement :meth:`run`.
+    """Where a batch's items run. Subclasses implement :meth:`execute`.
 
     :func:`run_job` plans the batch, then iterates ``executor.run(...)`` for the records
     of the items as they end, and counts them; the executor runs the items, appends
     each record to the manifest as it ends, and keeps :attr:`started` and
-    :attr:`interrupted` up to date. Ctrl-C inside :meth:`run` stops new items and
+    :attr:`interrupted` up to date. Ctrl-C inside :meth:`execute` stops new items and
     yields the ones in flight once they end, then sets :attr:`interrupted`.
 
     Attributes
@@ -235,18 +264,28 @@ class Executor(abc.ABC):
         self.started = 0
         self.interrupted = False
 
-    @abc.abstractmethod
     def run(
         self,
         job: Job,
         items: Sequence[BatchItem],
         *,
         options: Mapping[str, Any],
-        rate_limit: float | None,
+        rate_limit: float | None = None,
         manifest: Manifest,
-        stop: threading.Event | None,
+        stop: threading.Event | None = None,
     ) -> Generator[dict[str, Any], None, None]:
-        """Run ``items``; yield each one's manifest record (already appended) as it ends."""
+        """Run ``items``; yield each one's manifest record (already appended) as it ends.
+
+        The parameters are those of :class:`ExecutorRun`. The counters start again
+        from zero.
+        """
+        self.started, self.interrupted = 0, False
+        work = ExecutorRun(job, items, dict(options), manifest, rate_limit, stop)
+        return self.execute(work)
+
+    @abc.abstractmethod
+    def execute(self, work: ExecutorRun) -> Generator[dict[str, Any], None, None]:
+        """Run ``work.items`` as :meth:`run` says (the counters are already reset)."""
 
 
 class LocalExecutor(Executor):
@@ -260,26 +299,16 @@ class LocalExecutor(Executor):
 
     name = "local"
 
-    def run(
-        self,
-        job: Job,
-        items: Sequence[BatchItem],
-        *,
-        options: Mapping[str, Any],
-        rate_limit: float | None,
-        manifest: Manifest,
-        stop: threading.Event | None,
-    ) -> Generator[dict[str, Any], None, None]:
-        self.started, self.interrupted = 0, False
-        limiter = RateLimiter(rate_limit) if rate_limit else None
+    def execute(self, work: ExecutorRun) -> Generator[dict[str, Any], None, None]:
+        limiter = RateLimiter(work.rate_limit) if work.rate_limit else None
 
         def one(item: BatchItem) -> dict[str, Any]:
-            record = run_item(job, item, options, limiter)
+            record = run_item(work.job, item, work.options, limiter)
             # appended by the worker itself: recorded even if the caller is interrupted
-            manifest.append(record)
+            work.manifest.append(record)
             return record
 
-        with ThreadLoop(one, items, workers=self.workers, stop=stop) as loop:
+        with ThreadLoop(one, work.items, workers=self.workers, stop=work.stop) as loop:
             try:
                 for record in loop:
                     self.started = loop.started

@@ -27,16 +27,15 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import threading
 import time
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._pool import RateLimiter
 from ..errors import ConfigurationError
 from .discover import BatchItem
-from .executor import Executor, Job, now_iso, run_item
+from .executor import Executor, ExecutorRun, Job, now_iso, run_item
 from .manifest import Manifest
 
 __all__ = ["DEFAULT_CHUNK", "RayExecutor", "WorkerLostError"]
@@ -196,30 +195,23 @@ class RayExecutor(Executor):
             return fits
         return self.workers
 
-    def run(
-        self,
-        job: Job,
-        items: Sequence[BatchItem],
-        *,
-        options: Mapping[str, Any],
-        rate_limit: float | None,
-        manifest: Manifest,
-        stop: threading.Event | None,
-    ) -> Generator[dict[str, Any], None, None]:
-        self.started, self.interrupted, self.replaced = 0, False, 0
-        if not items:
+    def execute(self, work: ExecutorRun) -> Generator[dict[str, Any], None, None]:
+        self.replaced = 0
+        if not work.items:
             return
         ray = _ray()
         owns = self._connect()
         worker_cls = ray.remote(num_cpus=self.cpus_per_worker, max_restarts=0)(_Worker)
         bucket = (
-            ray.remote(num_cpus=0)(_Bucket).remote(float(rate_limit)) if rate_limit else None
+            ray.remote(num_cpus=0)(_Bucket).remote(float(work.rate_limit))
+            if work.rate_limit
+            else None
         )
         began = time.perf_counter()
-        pool = _Pool(self, ray, worker_cls, job, options, bucket, self._actors(ray))
+        pool = _Pool(self, ray, worker_cls, work, bucket, self._actors(ray))
         self.start_seconds = time.perf_counter() - began
         try:
-            yield from pool.drive(items, manifest, stop)
+            yield from pool.drive()
         finally:
             pool.close()
             if bucket is not None:
@@ -237,16 +229,16 @@ class _Pool:
         executor: RayExecutor,
         ray: Any,
         worker_cls: Any,
-        job: Job,
-        options: Mapping[str, Any],
+        work: ExecutorRun,
         bucket: Any,
         actors: int,
     ) -> None:
         self.ex = executor
         self.ray = ray
-        self.job = job
-        self.options = dict(options)
-        self._new = lambda: worker_cls.remote(job, self.options, bucket)
+        self.work = work
+        self.job = work.job
+        self.options = dict(work.options)
+        self._new = lambda: worker_cls.remote(self.job, self.options, bucket)
         self.workers: list[Any] = []
         self.tasks: dict[Any, _Task] = {}
         self.busy: set[int] = set()
@@ -262,7 +254,7 @@ class _Pool:
         except Exception as exc:
             self.close()
             raise ConfigurationError(
-                f"The Ray workers could not start the {job.command} job: "
+                f"The Ray workers could not start the {self.job.command} job: "
                 f"{type(exc).__name__}: {exc}. Is clothseg_tools (with the engine's extra) "
                 "installed on every node?"
             ) from None
@@ -272,12 +264,8 @@ class _Pool:
         self.tasks[gen] = _Task(slot, collections.OrderedDict((i.source, i) for i in chunk))
         self.busy.add(slot)
 
-    def drive(
-        self,
-        items: Sequence[BatchItem],
-        manifest: Manifest,
-        stop: threading.Event | None,
-    ) -> Generator[dict[str, Any], None, None]:
+    def drive(self) -> Generator[dict[str, Any], None, None]:
+        items, manifest, stop = self.work.items, self.work.manifest, self.work.stop
         size = self.ex.chunk
         queue: collections.deque[list[BatchItem]] = collections.deque(
             list(items[i : i + size]) for i in range(0, len(items), size)

@@ -48,6 +48,7 @@ from ..errors import ConfigurationError
 from .discover import BatchItem
 from .executor import (
     Executor,
+    ExecutorRun,
     ItemOutput,
     Job,
     Limiter,
@@ -69,6 +70,7 @@ __all__ = [
     "BatchOptions",
     "BatchSummary",
     "Executor",
+    "ExecutorRun",
     "ItemOutput",
     "Job",
     "Limiter",

@@ -15,7 +15,14 @@ from ..batch.runner import available_cpus
 from ..classes import canonical_classes
 from ..errors import ClothsegError
 from ._common import CliError, TqdmProgress, finish_batch
-from .options import batch_options, out_option, results_argument, scale_options
+from .options import (
+    batch_options,
+    min_value_option,
+    out_option,
+    results_argument,
+    rle_or_polygon_option,
+    scale_options,
+)
 
 __all__ = ["coco_command", "export_command", "import_labels_command"]
 
@@ -31,25 +38,13 @@ __all__ = ["coco_command", "export_command", "import_labels_command"]
     help="instances: one annotation per class mask (overlaps kept); "
     "semantic: one class per pixel, overlaps settled by label priority.",
 )
-@click.option(
-    "--encoding",
-    type=click.Choice(["rle", "polygon"]),
-    default="rle",
-    show_default=True,
-    help="Compressed RLE (exact) or polygons with holes.",
-)
+@rle_or_polygon_option("Compressed RLE (exact) or polygons with holes.")
 @click.option(
     "--no-parts",
     is_flag=True,
     help="One annotation per class even where per-garment parts were saved.",
 )
-@click.option(
-    "--min-value",
-    type=click.IntRange(1, 255),
-    default=128,
-    show_default=True,
-    help="Mask value at which a pixel belongs to a class.",
-)
+@min_value_option
 @batch_options
 @scale_options
 def coco_command(
@@ -145,13 +140,7 @@ FORMATS = ("coco", "yolo", "cvat", "labelstudio", "hf")
     help="The dataset folder (the JSON file for coco, a folder or .zip for cvat).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-@click.option(
-    "--min-value",
-    type=click.IntRange(1, 255),
-    default=128,
-    show_default=True,
-    help="Mask value at which a pixel belongs to a class.",
-)
+@min_value_option
 @click.option(
     "--no-parts",
     is_flag=True,
@@ -178,13 +167,7 @@ FORMATS = ("coco", "yolo", "cvat", "labelstudio", "hf")
     show_default=True,
     help="yolo: drop regions of fewer pixels and fill smaller holes.",
 )
-@click.option(
-    "--encoding",
-    type=click.Choice(["rle", "polygon"]),
-    default="rle",
-    show_default=True,
-    help="coco: compressed RLE (exact) or polygons.",
-)
+@rle_or_polygon_option("coco: compressed RLE (exact) or polygons.")
 @click.option(
     "--kind",
     type=click.Choice(["brush", "polygon"]),

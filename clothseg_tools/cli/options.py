@@ -1,7 +1,8 @@
 """The options several ``clothseg`` commands share, each defined once.
 
 ``--engine``, ``--model``/``--labels``, ``--replay-dir``, ``--api-key``, ``--base-url``,
-``--workers``, the API's option flags (from the contract's table) and the batch flags. A
+``--workers``, ``--min-value``, the API's option flags (from the contract's table) and
+the batch flags. A
 command takes the decorators it needs; a new shared flag goes here, a command's own flags
 stay with it.
 
@@ -20,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,18 +39,43 @@ __all__ = [
     "base_url_option",
     "batch_options",
     "engine_option",
+    "min_value_option",
     "model_options",
     "onnx_engine_options",
     "out_option",
     "quiet_option",
     "replay_dir_option",
     "results_argument",
+    "rle_or_polygon_option",
     "scale_options",
     "server_keys_option",
+    "stack",
     "workers_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """One decorator applying ``decorators`` as if written one above the other, in order
+    (so the flags appear in the help in that order).
+
+    Examples
+    --------
+    >>> @click.command()
+    ... @stack(click.option("--a", default=1), click.option("--b", default=2))
+    ... def show(a, b):
+    ...     pass
+    >>> [p.name for p in show.params]
+    ['a', 'b']
+    """
+
+    def apply(func: F) -> F:
+        for decorate in reversed(decorators):
+            func = decorate(func)
+        return func
+
+    return apply
 
 
 def _option_type(name: str) -> click.ParamType:
@@ -96,7 +121,7 @@ def model_options(func: F) -> F:
             "fashn, or a .json file) when its config.json does not name them.",
         ),
     ]
-    return functools.reduce(lambda f, opt: opt(f), reversed(options), func)
+    return stack(*options)(func)
 
 
 def onnx_engine_options(
@@ -206,6 +231,29 @@ def quiet_option(help_text: str) -> Callable[[F], F]:
     return click.option("-q", "--quiet", is_flag=True, callback=set_quiet, help=help_text)
 
 
+def rle_or_polygon_option(help_text: str) -> Callable[[F], F]:
+    """``--encoding rle|polygon``: how a COCO file holds the masks (``help_text`` says
+    where it applies)."""
+    return click.option(
+        "--encoding",
+        type=click.Choice(["rle", "polygon"]),
+        default="rle",
+        show_default=True,
+        help=help_text,
+    )
+
+
+def min_value_option(func: F) -> F:
+    """``--min-value``: the mask value from which a pixel belongs to a class (1..255)."""
+    return click.option(
+        "--min-value",
+        type=click.IntRange(1, 255),
+        default=128,
+        show_default=True,
+        help="A class covers a pixel at this mask value or above.",
+    )(func)
+
+
 #: ``--workers`` of the commands whose work is CPU-bound (post-processing, stats, tryon).
 CPU_WORKERS_HELP = "Items processed at once [default: the CPU cores available]."
 
@@ -228,7 +276,7 @@ def batch_options(func: F, *, workers_help: str = CPU_WORKERS_HELP) -> F:
             "No progress bar, no summary and only errors logged; the exit code tells how it went."
         ),
     ]
-    return functools.reduce(lambda f, opt: opt(f), reversed(options), func)
+    return stack(*options)(func)
 
 
 def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -272,7 +320,7 @@ def scale_options(func: F) -> F:
             help="Join this Ray cluster (what 'ray start --head' printed) with --executor ray.",
         ),
     ]
-    return functools.reduce(lambda f, opt: opt(f), reversed(options), func)
+    return stack(*options)(func)
 
 
 def results_argument(func: F) -> F:

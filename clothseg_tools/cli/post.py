@@ -25,7 +25,7 @@ from ..batch.post import (
 )
 from ..batch.runner import available_cpus
 from ._common import TqdmProgress, finish_batch
-from .options import batch_options, scale_options
+from .options import batch_options, min_value_option, scale_options
 
 __all__ = [
     "background_command",
@@ -140,13 +140,7 @@ def merge_command(name: str, classes: Any) -> JobBuilder:
         "bag, shoes, dress, tops, bottoms, clothes, body, others)."
     ),
 )
-@click.option(
-    "--min-value",
-    type=click.IntRange(1, 255),
-    default=128,
-    show_default=True,
-    help="A class covers a pixel at this mask value or above.",
-)
+@min_value_option
 def labelmap_command(name: str, classes: Any, priority: str | None, min_value: int) -> JobBuilder:
     """Write a palette label PNG per image (0 = background, i = the i-th class)."""
     order = parse_classes(priority)
@@ -250,13 +244,7 @@ def overlay_command(name: str, classes: Any, alpha: float) -> JobBuilder:
     type=click.Path(file_okay=False, path_type=Path),
     help="Output root (default: RESULTS itself).",
 )
-@click.option(
-    "--min-value",
-    type=click.IntRange(1, 255),
-    default=128,
-    show_default=True,
-    help="A class covers a pixel at this mask value or above.",
-)
+@min_value_option
 @click.option("--components", is_flag=True, help="Also count connected regions per class (slower).")
 @batch_options
 @scale_options

@@ -119,9 +119,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ServerSettings", "create_app", "run_in_thread"]
+__all__ = ["ServeOptions", "ServerSettings", "create_app", "run_in_thread"]
 
 _EXPORTS = {
+    "ServeOptions": "settings",
     "ServerSettings": "settings",
     "create_app": "app",
     "run_in_thread": "runner",
@@ -141,4 +142,4 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:  # pragma: no cover
     from .app import create_app
     from .runner import run_in_thread
-    from .settings import ServerSettings
+    from .settings import ServeOptions, ServerSettings

@@ -1,16 +1,22 @@
 """``clothseg serve``: run the local API-compatible server.
 
-The command is defined here and added to the ``clothseg`` group by the CLI. FastAPI
-and uvicorn are imported only when the command runs.
+The command is defined here and added to the ``clothseg`` group by the CLI. Its flags
+are the fields of :class:`~clothseg_tools.server.settings.ServerSettings` and
+:class:`~clothseg_tools.server.settings.ServeOptions` that carry a
+:class:`~clothseg_tools.server.settings.Flag`, besides the engine flags every engine
+command shares; it reads them into one ``ServeOptions`` (:func:`serve_options`) and
+runs that (:func:`serve`). FastAPI and uvicorn are imported only when the server starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -20,11 +26,15 @@ from ..cli.options import (
     onnx_engine_options,
     replay_dir_option,
     server_keys_option,
+    stack,
     workers_option,
 )
 from ..errors import ClothsegError, install_hint
+from .settings import Flag, ServeOptions, ServerSettings, field_default, flagged_fields
 
-__all__ = ["serve_command"]
+__all__ = ["serve", "serve_command", "serve_options", "settings_flags"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _TOKEN = re.compile(r"([?&]sig=)[^&\s\"]+")
 
@@ -40,32 +50,12 @@ class _RedactLinks(logging.Filter):
         return True
 
 
-def _parse_faults(values: tuple[str, ...]) -> dict[str, float]:
-    faults: dict[str, float] = {}
-    for value in values:
-        spec, sep, prob = value.rpartition("@")
-        if not sep or not spec:
-            raise click.BadParameter(
-                f"{value!r} should be SPEC@PROBABILITY, e.g. 'status=503@0.1'.",
-                param_hint="--fault",
-            )
-        try:
-            faults[spec] = float(prob)
-        except ValueError:
-            raise click.BadParameter(
-                f"{prob!r} is not a probability (0..1) in {value!r}.", param_hint="--fault"
-            ) from None
-    return faults
-
-
 def _parse_engine_options(values: tuple[str, ...]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for value in values:
         key, sep, raw = value.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(
-                f"{value!r} should be KEY=VALUE.", param_hint="--engine-option"
-            )
+            raise ValueError(f"{value!r} should be KEY=VALUE.")
         options[key.strip().replace("-", "_")] = _scalar(raw.strip())
     return options
 
@@ -82,15 +72,177 @@ def _scalar(text: str) -> Any:
     return text
 
 
+def _parsing(parse: Callable[[tuple[str, ...]], Any]) -> Callable[..., Any]:
+    """A click callback that turns a flag's values into its field's value with ``parse``."""
+
+    def callback(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+        try:
+            return parse(values)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+
+    return callback
+
+
+def _whole(bound: float | None) -> int | None:
+    return None if bound is None else int(bound)
+
+
+def _param_type(flag: Flag, kind: type) -> click.ParamType | None:
+    if flag.choices:
+        return click.Choice(list(flag.choices))
+    if kind is Path:
+        return click.Path(file_okay=False, path_type=Path)
+    low, high = flag.minimum, flag.maximum
+    if kind is int and (low is not None or high is not None):
+        return click.IntRange(_whole(low), _whole(high), min_open=flag.above)
+    if kind is float:
+        return click.FloatRange(low, high, min_open=flag.above)
+    return click.types.convert_type(kind)
+
+
+def _option(field: dataclasses.Field[Any], flag: Flag) -> Callable[[F], F]:
+    """The click option of one settings field (see :class:`~.settings.Flag`)."""
+    name = "--" + (flag.name or field.name).replace("_", "-")
+    if flag.parse is not None:
+        return click.option(
+            name,
+            field.name,
+            multiple=True,
+            metavar=flag.metavar,
+            callback=_parsing(flag.parse),
+            help=flag.help,
+        )
+    default = field_default(field)
+    kind = flag.kind or type(default)
+    if kind is bool:
+        return click.option(name, field.name, is_flag=True, default=default, help=flag.help)
+    return click.option(
+        name,
+        field.name,
+        type=_param_type(flag, kind),
+        default=default,
+        show_default=default is not None,
+        metavar=flag.metavar,
+        help=flag.help,
+    )
+
+
+def settings_flags(cls: type, *names: str) -> Callable[[F], F]:
+    """The flags of the fields of ``cls`` that carry a :class:`~.settings.Flag`, in the
+    fields' order: those in ``names``, or else all but the shared ones.
+
+    Examples
+    --------
+    >>> @click.command()
+    ... @settings_flags(ServeOptions, "port")
+    ... def show(port):
+    ...     click.echo(port)
+    >>> from click.testing import CliRunner
+    >>> CliRunner().invoke(show, ["--port", "70000"]).exit_code
+    2
+    """
+    chosen = [
+        _option(field, flag)
+        for field, flag in flagged_fields(cls)
+        if (field.name in names if names else not flag.shared)
+    ]
+    return stack(*chosen)
+
+
+def _shared_workers() -> Callable[[F], F]:
+    """``-w/--workers`` of the shared flags, with the server's help and default."""
+    (field,) = [f for f, _ in flagged_fields(ServerSettings) if f.name == "workers"]
+    flag: Flag = field.metadata["flag"]
+    return workers_option(flag.help or "", default=field_default(field), maximum=None)
+
+
+def serve_options(flags: Mapping[str, Any]) -> ServeOptions:
+    """``clothseg serve``'s parsed flags as one :class:`~.settings.ServeOptions`.
+
+    The engine flags (``engine``, ``engine_option``, ``replay_dir``, ``model``,
+    ``labels``) become the settings' engine and its options; the server's keys are
+    ``api_keys`` and those of ``$CLOTHSEG_SERVER_KEYS``; every other flag is the field
+    of its name.
+
+    Raises
+    ------
+    click.UsageError
+        Engine flags that do not go together (``--labels`` without ``--model`` ...).
+    ConfigurationError
+        A setting out of its bounds, or no API key at all.
+
+    Examples
+    --------
+    >>> options = serve_options({"api_keys": ("k",), "port": 0, "max_queue": 5})
+    >>> options.port, options.settings.max_queue, options.settings.engine
+    (0, 5, None)
+    """
+    engine, model = flags.get("engine"), flags.get("model")
+    engine_options = {
+        **dict(flags.get("engine_option") or {}),
+        **onnx_engine_options(engine, model, flags.get("labels")),
+    }
+    if engine is None and model is not None:
+        engine = "onnx"  # a model given is the engine asked for
+    if flags.get("replay_dir") is not None:
+        engine_options["replay_dir"] = flags["replay_dir"]
+    settings = ServerSettings.from_options(
+        **_fields_of(ServerSettings, flags), engine=engine, engine_options=engine_options
+    )
+    return ServeOptions(settings, **_fields_of(ServeOptions, flags))
+
+
+def _fields_of(cls: type, flags: Mapping[str, Any]) -> dict[str, Any]:
+    """The flags that are fields of ``cls``, the engine's aside."""
+    names = {f.name for f in dataclasses.fields(cls)} - {"engine", "engine_options"}
+    return {name: value for name, value in flags.items() if name in names}
+
+
+def serve(options: ServeOptions) -> None:
+    """Run the server with ``options`` until Ctrl+C (``clothseg serve`` once its flags
+    are read).
+
+    Raises
+    ------
+    click.ClickException
+        The server's packages are missing.
+    ConfigurationError
+        The engine cannot be built.
+    """
+    settings = options.settings
+    try:
+        import uvicorn
+
+        # lazy: FastAPI and uvicorn load only when the server starts
+        from .app import create_app
+        from .protocol import uvicorn_config
+
+        app = create_app(settings)
+    except ImportError as exc:
+        raise click.ClickException(
+            f"The server needs packages that are not installed ({exc.name}); install them "
+            f"with: {install_hint('server')}"
+        ) from None
+    config = uvicorn_config(
+        app, settings, host=options.host, port=options.port, log_level=options.log_level
+    )
+    # after Config: it installs uvicorn's logging configuration
+    logging.getLogger("uvicorn.access").addFilter(_RedactLinks())
+    click.echo(
+        f"clothseg serve: engine {app.state.clothseg.engine_name}, {settings.workers} "
+        f"worker(s), {len(settings.api_keys)} API key(s), results "
+        f"{'in ' + str(settings.data_dir) if settings.data_dir else 'in memory'}"
+        f"{', TEST CONTROLS ON' if settings.test_controls else ''}"
+    )
+    # uvicorn shuts down cleanly on Ctrl+C, then re-raises the signal: that is a normal
+    # way to stop a server, not an error
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run()
+
+
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=8000,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port to listen on (0: any free port).",
-)
+@settings_flags(ServeOptions, "host", "port")
 @engine_option(help="Segmentation engine (default: local when installed, else replay).")
 @replay_dir_option
 @model_options
@@ -99,154 +251,14 @@ def _scalar(text: str) -> Any:
     "engine_option",
     multiple=True,
     metavar="KEY=VALUE",
+    callback=_parsing(_parse_engine_options),
     help="Option passed to the engine (repeatable).",
 )
 @server_keys_option
-@workers_option("Engine worker threads.", default=2, maximum=None)
-@click.option(
-    "--max-queue",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Tasks waiting for a worker before new ones get 429.",
-)
-@click.option(
-    "--sync-timeout",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Seconds a sync=1 request waits before answering 'processing'.",
-)
-@click.option(
-    "--result-ttl",
-    default=3600.0,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Seconds results and their links live.",
-)
-@click.option(
-    "--mask-format",
-    type=click.Choice(["url", "base64"]),
-    default="url",
-    show_default=True,
-    help="Masks as links to PNGs, or PNGs inline as base64.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Keep tasks and results on disk here (survive restarts).",
-)
-@click.option("--public-url", default=None, help="Base URL for result links when behind a proxy.")
-@click.option(
-    "--allow-private-urls",
-    is_flag=True,
-    help="Let image_url reach private, loopback and link-local addresses.",
-)
-@click.option(
-    "--fetch-timeout",
-    default=10.0,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Connect timeout and longest wait for one read of an image_url download, in seconds.",
-)
-@click.option(
-    "--fetch-deadline",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Seconds a whole image_url fetch may take (connect, headers, body), however "
-    "slowly the origin sends.",
-)
-@click.option(
-    "--fetch-workers",
-    default=16,
-    show_default=True,
-    type=click.IntRange(1),
-    help="image_url fetches run at once, on their own threads.",
-)
-@click.option(
-    "--max-fetch-queue",
-    default=64,
-    show_default=True,
-    type=click.IntRange(0),
-    help="image_url fetches waiting for a thread before new ones get 429.",
-)
-@click.option(
-    "--header-timeout",
-    default=10.0,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Seconds a client has to send a request's headers (then 408).",
-)
-@click.option(
-    "--body-timeout",
-    default=120.0,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Seconds a client has to send a request's body (then 408).",
-)
-@click.option(
-    "--max-header-bytes",
-    default=32 * 1024,
-    show_default=True,
-    type=click.IntRange(1024),
-    help="Largest request header block (a larger one gets 431).",
-)
-@click.option(
-    "--test-controls",
-    is_flag=True,
-    help="Enable /_clothseg/reset, progression and fault injection (for tests).",
-)
-@click.option(
-    "--progression",
-    default="immediate",
-    show_default=True,
-    help="immediate, time:<seconds> or manual:<reads> (needs --test-controls).",
-)
-@click.option(
-    "--fault",
-    "faults",
-    multiple=True,
-    metavar="SPEC@P",
-    help="Random fault with probability P, e.g. 'status=503@0.1' (needs --test-controls).",
-)
-@click.option("--fault-seed", type=int, default=None, help="Seed for the random faults.")
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-)
-def serve_command(
-    host: str,
-    port: int,
-    engine: str | None,
-    replay_dir: Path | None,
-    model: Path | None,
-    labels: str | None,
-    engine_option: tuple[str, ...],
-    api_keys: tuple[str, ...],
-    workers: int,
-    max_queue: int,
-    sync_timeout: float,
-    result_ttl: float,
-    mask_format: str,
-    data_dir: Path | None,
-    public_url: str | None,
-    allow_private_urls: bool,
-    fetch_timeout: float,
-    fetch_deadline: float,
-    fetch_workers: int,
-    max_fetch_queue: int,
-    header_timeout: float,
-    body_timeout: float,
-    max_header_bytes: int,
-    test_controls: bool,
-    progression: str,
-    faults: tuple[str, ...],
-    fault_seed: int | None,
-    log_level: str,
-) -> None:
+@_shared_workers()
+@settings_flags(ServerSettings)
+@settings_flags(ServeOptions, "log_level")
+def serve_command(**flags: Any) -> None:
     """Serve the clothing segmentation API locally, with the project's engines.
 
     The API it speaks is described in the documentation's "API contract" page
@@ -256,65 +268,7 @@ def serve_command(
 
     Any human-parsing model: clothseg serve --engine onnx --model segformer_onnx/ --api-key KEY
     """
-
-    engine_options = {
-        **_parse_engine_options(engine_option),
-        **onnx_engine_options(engine, model, labels),
-    }
-    if engine is None and model is not None:
-        engine = "onnx"  # a model given is the engine asked for
-    if replay_dir is not None:
-        engine_options["replay_dir"] = replay_dir
     try:
-        import uvicorn
-
-        # lazy: FastAPI and uvicorn load only when the server starts
-        from .app import create_app
-        from .protocol import uvicorn_config
-        from .settings import ServerSettings
-
-        settings = ServerSettings.from_options(
-            api_keys=api_keys,
-            engine=engine,
-            engine_options=engine_options,
-            workers=workers,
-            max_queue=max_queue,
-            sync_timeout=sync_timeout,
-            result_ttl=result_ttl,
-            mask_format=mask_format,
-            data_dir=data_dir,
-            public_url=public_url,
-            allow_private_urls=allow_private_urls,
-            fetch_timeout=fetch_timeout,
-            fetch_deadline=fetch_deadline,
-            fetch_workers=fetch_workers,
-            max_fetch_queue=max_fetch_queue,
-            header_timeout=header_timeout,
-            body_timeout=body_timeout,
-            max_header_bytes=max_header_bytes,
-            test_controls=test_controls,
-            progression=progression,
-            faults=_parse_faults(faults),
-            fault_seed=fault_seed,
-        )
-        app = create_app(settings)
-    except ImportError as exc:
-        raise click.ClickException(
-            f"The server needs packages that are not installed ({exc.name}); install them "
-            f"with: {install_hint('server')}"
-        ) from None
+        serve(serve_options(flags))
     except ClothsegError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
-    config = uvicorn_config(app, settings, host=host, port=port, log_level=log_level)
-    # after Config: it installs uvicorn's logging configuration
-    logging.getLogger("uvicorn.access").addFilter(_RedactLinks())
-    click.echo(
-        f"clothseg serve: engine {app.state.clothseg.engine_name}, {workers} worker(s), "
-        f"{len(settings.api_keys)} API key(s), results "
-        f"{'in ' + str(data_dir) if data_dir else 'in memory'}"
-        f"{', TEST CONTROLS ON' if test_controls else ''}"
-    )
-    # uvicorn shuts down cleanly on Ctrl+C, then re-raises the signal: that is a normal
-    # way to stop a server, not an error
-    with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run()

@@ -1,4 +1,5 @@
-"""Server settings (they mirror ``clothseg serve``'s flags) and the test-control specs.
+"""Server settings (each field with a :class:`Flag` is a ``clothseg serve`` flag), the
+options ``clothseg serve`` runs with, and the test-control specs.
 
 Examples
 --------
@@ -15,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,13 +26,19 @@ from ..errors import ConfigurationError
 
 __all__ = [
     "FAULT_HEADER",
+    "LOG_LEVELS",
     "MASK_FORMATS",
     "PROGRESSION_HEADER",
     "Fault",
+    "Flag",
     "Progression",
+    "ServeOptions",
     "ServerSettings",
+    "field_default",
+    "flagged_fields",
     "parse_fault",
     "parse_progression",
+    "parse_random_faults",
 ]
 
 #: Request header that injects a fault (only with ``test_controls``).
@@ -204,9 +211,163 @@ def _number(value: str, key: str, text: str) -> float:
     return number
 
 
+def parse_random_faults(values: Iterable[str]) -> dict[str, float]:
+    """Parse ``--fault`` values, ``SPEC@PROBABILITY`` each, into ``{spec: probability}``.
+
+    The specs themselves are checked by :class:`ServerSettings` (with
+    :func:`parse_fault`).
+
+    Raises
+    ------
+    ValueError
+        A value without ``@``, or a probability that is not a number.
+
+    Examples
+    --------
+    >>> parse_random_faults(["status=503@0.1", "latency=0.2;drop@0.5"])
+    {'status=503': 0.1, 'latency=0.2;drop': 0.5}
+    """
+    faults: dict[str, float] = {}
+    for value in values:
+        spec, sep, prob = value.rpartition("@")
+        if not sep or not spec:
+            raise ValueError(f"{value!r} should be SPEC@PROBABILITY, e.g. 'status=503@0.1'.")
+        try:
+            faults[spec] = float(prob)
+        except ValueError:
+            raise ValueError(f"{prob!r} is not a probability (0..1) in {value!r}.") from None
+    return faults
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """A settings field as a ``clothseg serve`` flag, and the values it may take.
+
+    Each field of :class:`ServerSettings` and :class:`ServeOptions` that carries one
+    (as ``metadata["flag"]``) is a flag named after the field (``max_queue`` is
+    ``--max-queue``) with the field's default, and the same bounds check its value
+    whether it comes from the command line or from Python.
+
+    Attributes
+    ----------
+    help : str or None
+        The flag's help.
+    minimum, maximum : float or None
+        The smallest and the largest value allowed.
+    above : bool
+        The value must be above ``minimum``, not equal to it.
+    unit : str
+        The unit the messages give ``minimum`` in (``" s"``).
+    choices : tuple of str
+        The values allowed (empty: any).
+    kind : type or None
+        The value's type where the default (``None``) does not tell it.
+    name : str or None
+        The flag's name where it is not the field's (``--fault`` sets ``faults``).
+    metavar : str or None
+        What the help shows for the value.
+    parse : callable or None
+        Makes a repeatable flag: turns its values into the field's value, raising
+        ``ValueError`` with a message for the user.
+    shared : bool
+        The flag is one several commands share (``--workers``): the command adds it
+        from :mod:`clothseg_tools.cli.options`, with this help and the field's default.
+
+    Examples
+    --------
+    >>> Flag("Seconds results live.", minimum=0, above=True, unit=" s").problem("result_ttl", 0)
+    'result_ttl must be > 0 s, got 0.'
+    >>> Flag(minimum=1).problem("workers", 2) is None
+    True
+    """
+
+    help: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    above: bool = False
+    unit: str = ""
+    choices: tuple[str, ...] = ()
+    kind: type | None = None
+    name: str | None = None
+    metavar: str | None = None
+    parse: Callable[[tuple[str, ...]], Any] | None = None
+    shared: bool = False
+
+    def problem(self, name: str, value: Any) -> str | None:
+        """What is wrong with ``value`` for the field ``name`` (``None``: nothing)."""
+        if self.choices and value not in self.choices:
+            return f"{name} must be one of {', '.join(self.choices)}, got {value!r}."
+        if value is None or (self.minimum is None and self.maximum is None):
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return f"{name} must be a number, got {value!r}."
+        low, high = self.minimum, self.maximum
+        # written so that NaN fails every bound
+        if low is not None and not (number > low if self.above else number >= low):
+            if self.unit:
+                bound = f"{'>' if self.above else '>='} {low:g}{self.unit}"
+            else:
+                bound = f"{'above' if self.above else 'at least'} {low:g}"
+            return f"{name} must be {bound}, got {value}."
+        if high is not None and not number <= high:
+            return f"{name} must be at most {high:g}{self.unit}, got {value}."
+        return None
+
+
+def _setting(
+    default: Any = None,
+    help: str | None = None,
+    *,
+    factory: Callable[[], Any] | None = None,
+    **flag: Any,
+) -> Any:
+    """A field that is a flag: ``help`` and ``flag`` make its :class:`Flag`; ``factory``
+    makes each instance's default instead of one shared ``default`` (a dict)."""
+    metadata = {"flag": Flag(help, **flag)}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flagged_fields(cls: type) -> list[tuple[dataclasses.Field[Any], Flag]]:
+    """The fields of ``cls`` that are flags, with their :class:`Flag`, in field order.
+
+    Examples
+    --------
+    >>> [field.name for field, _ in flagged_fields(ServeOptions)]
+    ['host', 'port', 'log_level']
+    """
+    return [(f, f.metadata["flag"]) for f in dataclasses.fields(cls) if "flag" in f.metadata]
+
+
+def field_default(field: dataclasses.Field[Any]) -> Any:
+    """A field's default value (a new one where the field has a factory).
+
+    Examples
+    --------
+    >>> field_default(dataclasses.fields(ServeOptions)[1])
+    '127.0.0.1'
+    """
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def _check_flags(obj: Any) -> None:
+    for field, flag in flagged_fields(type(obj)):
+        message = flag.problem(field.name, getattr(obj, field.name))
+        if message:
+            raise ConfigurationError(message)
+
+
 @dataclasses.dataclass(frozen=True)
 class ServerSettings:
     """Everything a server needs; ``clothseg serve`` builds one from its flags.
+
+    A field with a :class:`Flag` in its metadata is a flag of ``clothseg serve`` (with
+    the field's default), and its bounds are checked here.
 
     Parameters
     ----------
@@ -265,25 +426,84 @@ class ServerSettings:
     api_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     engine: str | None = None
     engine_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    workers: int = 2
-    max_queue: int = 1000
-    sync_timeout: float = 30.0
-    result_ttl: float = float(limits.RESULT_TTL_SECONDS)
-    mask_format: str = "url"
-    data_dir: Path | None = None
-    public_url: str | None = None
-    allow_private_urls: bool = False
-    fetch_timeout: float = 10.0
-    fetch_deadline: float = 30.0
-    fetch_workers: int = 16
-    max_fetch_queue: int = 64
-    header_timeout: float = 10.0
-    body_timeout: float = 120.0
-    max_header_bytes: int = 32 * 1024
-    test_controls: bool = False
-    progression: str = "immediate"
-    faults: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    fault_seed: int | None = None
+    workers: int = _setting(2, "Engine worker threads.", minimum=1, shared=True)
+    max_queue: int = _setting(
+        1000, "Tasks waiting for a worker before new ones get 429.", minimum=1
+    )
+    sync_timeout: float = _setting(
+        30.0, "Seconds a sync=1 request waits before answering 'processing'.", minimum=0, unit=" s"
+    )
+    result_ttl: float = _setting(
+        float(limits.RESULT_TTL_SECONDS),
+        "Seconds results and their links live.",
+        minimum=0,
+        above=True,
+        unit=" s",
+    )
+    mask_format: str = _setting(
+        "url", "Masks as links to PNGs, or PNGs inline as base64.", choices=MASK_FORMATS
+    )
+    data_dir: Path | None = _setting(  # noqa: RUF009 (_setting makes a dataclasses.field)
+        None, "Keep tasks and results on disk here (survive restarts).", kind=Path
+    )
+    public_url: str | None = _setting(
+        None, "Base URL for result links when behind a proxy.", kind=str
+    )
+    allow_private_urls: bool = _setting(
+        False, "Let image_url reach private, loopback and link-local addresses."
+    )
+    fetch_timeout: float = _setting(
+        10.0,
+        "Connect timeout and longest wait for one read of an image_url download, in seconds.",
+        minimum=0,
+        above=True,
+        unit=" s",
+    )
+    fetch_deadline: float = _setting(
+        30.0,
+        "Seconds a whole image_url fetch may take (connect, headers, body), however "
+        "slowly the origin sends.",
+        minimum=0,
+        above=True,
+        unit=" s",
+    )
+    fetch_workers: int = _setting(
+        16, "image_url fetches run at once, on their own threads.", minimum=1
+    )
+    max_fetch_queue: int = _setting(
+        64, "image_url fetches waiting for a thread before new ones get 429.", minimum=0
+    )
+    header_timeout: float = _setting(
+        10.0,
+        "Seconds a client has to send a request's headers (then 408).",
+        minimum=0,
+        above=True,
+        unit=" s",
+    )
+    body_timeout: float = _setting(
+        120.0,
+        "Seconds a client has to send a request's body (then 408).",
+        minimum=0,
+        above=True,
+        unit=" s",
+    )
+    max_header_bytes: int = _setting(
+        32 * 1024, "Largest request header block (a larger one gets 431).", minimum=1024
+    )
+    test_controls: bool = _setting(
+        False, "Enable /_clothseg/reset, progression and fault injection (for tests)."
+    )
+    progression: str = _setting(
+        "immediate", "immediate, time:<seconds> or manual:<reads> (needs --test-controls)."
+    )
+    faults: Mapping[str, float] = _setting(
+        factory=dict,
+        help="Random fault with probability P, e.g. 'status=503@0.1' (needs --test-controls).",
+        name="fault",
+        metavar="SPEC@P",
+        parse=parse_random_faults,
+    )
+    fault_seed: int | None = _setting(None, "Seed for the random faults.", kind=int)
 
     def __post_init__(self) -> None:
         keys = tuple(str(k) for k in self.api_keys if str(k))
@@ -296,41 +516,7 @@ class ServerSettings:
         object.__setattr__(self, "engine_options", dict(self.engine_options))
         if self.data_dir is not None:
             object.__setattr__(self, "data_dir", Path(self.data_dir))
-        checks = [
-            (int(self.workers) >= 1, f"workers must be at least 1, got {self.workers}."),
-            (int(self.max_queue) >= 1, f"max_queue must be at least 1, got {self.max_queue}."),
-            (self.sync_timeout >= 0, f"sync_timeout must be >= 0 s, got {self.sync_timeout}."),
-            (self.result_ttl > 0, f"result_ttl must be > 0 s, got {self.result_ttl}."),
-            (self.fetch_timeout > 0, f"fetch_timeout must be > 0 s, got {self.fetch_timeout}."),
-            (
-                self.fetch_deadline > 0,
-                f"fetch_deadline must be > 0 s, got {self.fetch_deadline}.",
-            ),
-            (
-                int(self.fetch_workers) >= 1,
-                f"fetch_workers must be at least 1, got {self.fetch_workers}.",
-            ),
-            (
-                int(self.max_fetch_queue) >= 0,
-                f"max_fetch_queue must be at least 0, got {self.max_fetch_queue}.",
-            ),
-            (
-                self.header_timeout > 0,
-                f"header_timeout must be > 0 s, got {self.header_timeout}.",
-            ),
-            (self.body_timeout > 0, f"body_timeout must be > 0 s, got {self.body_timeout}."),
-            (
-                int(self.max_header_bytes) >= 1024,
-                f"max_header_bytes must be at least 1024, got {self.max_header_bytes}.",
-            ),
-            (
-                self.mask_format in MASK_FORMATS,
-                f"mask_format must be one of {', '.join(MASK_FORMATS)}, got {self.mask_format!r}.",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigurationError(message)
+        _check_flags(self)
         try:
             spec = parse_progression(self.progression)
             for fault in self.faults:
@@ -364,3 +550,48 @@ class ServerSettings:
         env_keys = [k.strip() for k in os.environ.get(SERVER_KEYS_ENV, "").split(",")]
         keys = tuple(dict.fromkeys([*api_keys, *(k for k in env_keys if k)]))
         return cls(api_keys=keys, **options)
+
+
+#: uvicorn's log levels ``clothseg serve`` offers.
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeOptions:
+    """How ``clothseg serve`` runs: the server's settings, and where uvicorn listens.
+
+    The command builds one from its flags
+    (:func:`~clothseg_tools.server.cli.serve_options`) and runs it with
+    :func:`~clothseg_tools.server.cli.serve`; the settings go to
+    :func:`~clothseg_tools.server.create_app`, the rest to uvicorn.
+
+    Parameters
+    ----------
+    settings
+        The server's settings.
+    host
+        Address to listen on.
+    port
+        Port to listen on (``0``: any free port).
+    log_level
+        uvicorn's log level: one of :data:`LOG_LEVELS`.
+
+    Raises
+    ------
+    ConfigurationError
+        A port outside 0..65535 or an unknown log level.
+
+    Examples
+    --------
+    >>> options = ServeOptions(ServerSettings(api_keys=("k",)), port=0)
+    >>> options.host, options.port, options.log_level, options.settings.workers
+    ('127.0.0.1', 0, 'info', 2)
+    """
+
+    settings: ServerSettings
+    host: str = _setting("127.0.0.1", "Address to listen on.")
+    port: int = _setting(8000, "Port to listen on (0: any free port).", minimum=0, maximum=65535)
+    log_level: str = _setting("info", choices=LOG_LEVELS)
+
+    def __post_init__(self) -> None:
+        _check_flags(self)
