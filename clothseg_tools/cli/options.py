@@ -28,7 +28,15 @@ from typing import Any, TypeVar
 import click
 
 from ..batch.shards import Shard
-from ..contract import KEY_ENV, OPTION_NAMES, OPTIONS, REPLAY_DIR_ENV, SERVER_KEYS_ENV, URL_ENV
+from ..contract import (
+    KEY_ENV,
+    OPTION_NAMES,
+    OPTIONS,
+    REPLAY_DIR_ENV,
+    SERVER_KEYS_ENV,
+    URL_ENV,
+    Options,
+)
 from ..errors import ConfigurationError
 from ._logging import set_quiet
 
@@ -50,6 +58,7 @@ __all__ = [
     "scale_options",
     "server_keys_option",
     "stack",
+    "take_api_options",
     "workers_option",
 ]
 
@@ -89,7 +98,8 @@ def api_option_flags(func: F) -> F:
     """``--class-type``, ``--output-type`` ...: one flag per option of the contract's table.
 
     Each flag's values, default and help come from :data:`clothseg_tools.contract.OPTIONS`,
-    and the command receives the value as an int.
+    and the command receives the value as an int; :func:`take_api_options` gathers them
+    into one :class:`~clothseg_tools.contract.Options`.
     """
     for name in reversed(OPTION_NAMES):
         spec = OPTIONS[name]
@@ -103,6 +113,19 @@ def api_option_flags(func: F) -> F:
             help=f"{spec.describe()}.",
         )(func)
     return func
+
+
+def take_api_options(flags: dict[str, Any]) -> Options:
+    """Take the values of :func:`api_option_flags` out of a command's ``flags``, as one
+    checked :class:`~clothseg_tools.contract.Options`.
+
+    Examples
+    --------
+    >>> flags = {"class_type": 4, "output_type": 1, "detail_mode": 1, "quality": 2, "x": 0}
+    >>> take_api_options(flags).class_type, flags
+    (4, {'x': 0})
+    """
+    return Options(**{name: flags.pop(name) for name in OPTION_NAMES})
 
 
 def model_options(func: F) -> F:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ..batch import BatchOptions, InputNotFoundError, scan_inputs
 from ..batch.manifest import manifest_keys
 from ..batch.segment import BACKENDS, choose_backend, default_workers, segment_batch
-from ..batch.shards import Shard
 from ..classes import CLASSES, classes_for_type
-from ..contract import URL_ENV, Options, safe_source
+from ..contract import URL_ENV, safe_source
 from ._common import TqdmProgress, finish_batch
 from .options import (
     api_key_option,
@@ -25,6 +25,7 @@ from .options import (
     onnx_engine_options,
     replay_dir_option,
     scale_options,
+    take_api_options,
 )
 
 __all__ = ["segment_command"]
@@ -76,19 +77,10 @@ def segment_command(
     labels: str | None,
     api_key: str | None,
     base_url: str | None,
-    class_type: int,
-    output_type: int,
-    detail_mode: int,
-    quality: int,
-    rate_limit: float | None,
     timeout: float | None,
     workers: int | None,
-    overwrite: bool,
-    retry_failed: bool,
     quiet: bool,
-    shard: Shard | None,
-    executor: str,
-    ray_address: str | None,
+    **flags: Any,
 ) -> None:
     """Segment images into result folders under OUT.
 
@@ -113,27 +105,16 @@ def segment_command(
         engine = "onnx"  # a model given is the engine asked for
     backend = choose_backend(engine, api_key=api_key)
     workers = workers or default_workers(backend)
-    asked = describe_request(backend, class_type, base_url=base_url)
+    options = take_api_options(flags)
+    asked = describe_request(backend, options.class_type, base_url=base_url)
     if not quiet:
         click.echo(f"Segmenting {len(found.items)} images {asked}; {workers} workers.", err=True)
     summary = segment_batch(
         found.items,
         out_dir,
-        Options(
-            class_type=class_type,
-            output_type=output_type,
-            detail_mode=detail_mode,
-            quality=quality,
-        ),
-        BatchOptions(
-            workers=workers,
-            overwrite=overwrite,
-            retry_failed=retry_failed,
-            rate_limit=rate_limit,
-            shard=shard,
-            executor=executor,
-            ray_address=ray_address,
-        ),
+        options,
+        # the batch and scale flags, and --rate-limit: the fields of BatchOptions
+        BatchOptions(workers=workers, **flags),
         engine=backend,
         api_key=api_key,
         base_url=base_url,
