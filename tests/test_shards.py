@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import threading
 from collections import Counter
@@ -227,15 +228,21 @@ def results(photos, tmp_path: Path) -> Path:
 
 
 def test_coco_in_three_shards_is_the_file_of_one_run(results: Path, tmp_path: Path) -> None:
+    # a copy of a result names the same photo: the later one in reading order becomes
+    # set0/p000-2.png, whichever shard made its share
+    shutil.copytree(results / "set0" / "p000", results / "set0" / "p000copy")
+    assert shard_of("set0/p000", 3) != shard_of("set0/p000copy", 3)
     whole = tmp_path / "whole.json"
     cli("coco", results, "-o", whole, "-q")
+    names = [i["file_name"] for i in json.loads(whole.read_bytes())["images"]]
+    assert names.count("set0/p000.png") == names.count("set0/p000-2.png") == 1
     split = tmp_path / "split" / "coco.json"
     for k in (1, 2):
         shard = cli("coco", results, "-o", split, "--shard", f"{k}/3")
         assert "coco.json is written by the last shard to finish" in shard.output
         assert not split.exists()
     last = cli("coco", results, "-o", split, "--shard", "3/3")
-    assert f"COCO: {split} (14 images" in last.output
+    assert f"COCO: {split} (15 images" in last.output
     assert split.read_bytes() == whole.read_bytes()
     assert json.loads(whole.read_bytes())["annotations"]  # not an empty comparison
     listing = cli("shards", split.parent, code=0).output
