@@ -4,13 +4,15 @@ of result folders and manifests made by different executors and shards."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from click.testing import CliRunner
 
-from clothseg_tools import MaskSet
+from clothseg_tools import MaskSet, Parsing
 from clothseg_tools._io import encode_png
 from clothseg_tools.batch import manifest_path, read_manifests
 from clothseg_tools.cli import main
@@ -36,6 +38,39 @@ def make_photos(root: Path, rec: Path, count: int, *, bad: int = 1) -> list[Path
     for j in range(bad):
         (root / f"broken{j}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     return paths
+
+
+def make_maps(root: Path, count: int, *, bad: int = 1) -> list[Path]:
+    """``count`` LIP parsing maps in nested folders, plus ``bad`` maps with a value outside
+    the label set (they fail alone, so failures take part in every comparison)."""
+    paths = []
+    for i in range(count):
+        labels = np.random.default_rng(100 + i).integers(0, 20, (12, 16)).astype(np.uint8)
+        path = root / f"shop{i % 3}" / f"m{i:03d}.png"
+        Parsing(labels, "lip").save(path)
+        paths.append(path)
+    for j in range(bad):
+        root.mkdir(parents=True, exist_ok=True)
+        (root / f"bad{j}.png").write_bytes(encode_png(np.full((12, 16), 250, np.uint8)))
+    return paths
+
+
+class StopAfter:
+    """A progress display that stops the run (as Ctrl-C would) after ``n`` items."""
+
+    def __init__(self, n: int, stop: threading.Event) -> None:
+        self.n, self.stop, self.seen = n, stop, 0
+
+    def start(self, total: int, *, skipped: int) -> None:
+        pass
+
+    def advance(self, record: Mapping[str, Any]) -> None:
+        self.seen += 1
+        if self.seen >= self.n:
+            self.stop.set()
+
+    def close(self) -> None:
+        pass
 
 
 def cli(*args: object, code: int | None = 0) -> Any:

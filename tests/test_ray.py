@@ -13,12 +13,19 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from _scale_support import cli, folder_files, make_photos, manifest_lines, manifest_view
+from _scale_support import (
+    StopAfter,
+    cli,
+    folder_files,
+    make_maps,
+    make_photos,
+    manifest_lines,
+    manifest_view,
+)
 
 from clothseg_tools.batch import (
     BatchItem,
@@ -99,6 +106,38 @@ def test_local_ray_and_three_shards_give_the_same_folder(
     assert manifest_view(shards, "overlay") == manifest_view(local, "overlay")
 
 
+def test_import_and_coco_on_ray_equal_a_local_run_and_three_shards(
+    local_ray: None, photos: tuple[Path, Path], tmp_path: Path
+) -> None:
+    maps = tmp_path / "maps"
+    make_maps(maps, 10)
+    runs = {name: tmp_path / name for name in ("local", "ray", "shards")}
+
+    def import_maps(out: Path, *extra: object, code: int | None = 1) -> None:
+        cli("import", maps, "--labels", "lip", "--out", out, "-q", *extra, code=code)
+
+    import_maps(runs["local"], "-w", "2")
+    import_maps(runs["ray"], "--executor", "ray", "-w", "2")
+    for k in (1, 2, 3):
+        import_maps(runs["shards"], "--shard", f"{k}/3", code=None)
+    assert folder_files(runs["ray"]) == folder_files(runs["local"]) == folder_files(runs["shards"])
+    views = [manifest_view(out, "import") for out in runs.values()]
+    assert views[0] == views[1] == views[2] and len(views[0]) == 11
+    # one COCO file from a folder of results: in one process, on Ray, in shards on Ray
+    results = tmp_path / "results"
+    segment(photos, results, "--output-type", "3")
+    cli("coco", results, "-o", runs["local"] / "coco.json", "-q")
+    cli("coco", results, "-o", runs["ray"] / "coco.json", "-q", "--executor", "ray", "-w", "2")
+    for k in (1, 2, 3):
+        cli("coco", results, "-o", runs["shards"] / "coco.json", "-q", "--executor", "ray",
+            "--shard", f"{k}/3", "-w", "2")  # fmt: skip
+    files = [(out / "coco.json").read_bytes() for out in runs.values()]
+    assert files[0] == files[1] == files[2]
+    assert len(json.loads(files[0])["images"]) == 30
+    assert manifest_view(runs["ray"], "coco") == manifest_view(runs["shards"], "coco")
+    assert len(manifest_lines(runs["shards"], "coco")) == 30
+
+
 class KillOnce:
     """Writes ``<key>.txt``; the first time it meets ``victim``, its worker is killed
     (SIGKILL, as the out-of-memory killer does), unless ``always``."""
@@ -160,24 +199,6 @@ def test_an_item_that_kills_every_worker_is_recorded_as_failed(
     assert (summary.done, summary.failed) == (5, 1)
     assert dict(summary.errors) == {"WorkerLostError": 1}
     assert lines_per_source(tmp_path, "poison") == Counter(i.source for i in items)
-
-
-class StopAfter:
-    """A progress display that stops the run (as Ctrl-C would) after ``n`` items."""
-
-    def __init__(self, n: int, stop: threading.Event) -> None:
-        self.n, self.stop, self.seen = n, stop, 0
-
-    def start(self, total: int, *, skipped: int) -> None:
-        pass
-
-    def advance(self, record: Mapping[str, Any]) -> None:
-        self.seen += 1
-        if self.seen >= self.n:
-            self.stop.set()
-
-    def close(self) -> None:
-        pass
 
 
 def test_an_interrupted_ray_run_resumes_like_a_local_one(

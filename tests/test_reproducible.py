@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _scale_support import cli, folder_files, make_photos
+from _scale_support import cli, folder_files, make_maps, make_photos
 
 from clothseg_tools import SegmentationResult
 from clothseg_tools.batch import read_manifests
@@ -75,14 +75,8 @@ def test_the_service_task_is_recorded_in_the_manifest_not_the_folder(
 
 
 def test_import_writes_the_same_bytes_every_run(tmp_path: Path) -> None:
-    import numpy as np
-
-    from clothseg_tools import Parsing
-
     maps = tmp_path / "maps"
-    for i in range(3):
-        labels = np.random.default_rng(i).integers(0, 20, (12, 16)).astype(np.uint8)
-        Parsing(labels, "lip").save(maps / f"s{i % 2}" / f"m{i}.png")
+    make_maps(maps, 3, bad=0)
     runs = [tmp_path / "one", tmp_path / "two"]
     for out in runs:
         cli("import", maps, "--labels", "lip", "--out", out, "-q")

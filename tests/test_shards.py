@@ -5,15 +5,32 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
-from _scale_support import cli, folder_files, make_photos, manifest_lines, manifest_view
+from _scale_support import (
+    StopAfter,
+    cli,
+    folder_files,
+    make_maps,
+    make_photos,
+    manifest_lines,
+    manifest_view,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clothseg_tools.batch import BatchItem, Shard, read_manifests, shard_states
+from clothseg_tools.batch import (
+    BatchItem,
+    Shard,
+    discover_results,
+    read_manifest,
+    read_manifests,
+    shard_states,
+)
 from clothseg_tools.batch.shards import shard_of
 from clothseg_tools.errors import ConfigurationError
 from clothseg_tools.report import build_report
@@ -147,3 +164,126 @@ def test_stats_and_report_read_all_parts(photos, tmp_path: Path) -> None:
     page = build_report(out, out=tmp_path / "report.html", workers=1)
     text = page.read_text(encoding="utf-8")
     assert "broken0.jpg" in text  # the failure recorded in one shard's part
+
+
+# -- import and coco in shards ---------------------------------------------------------------
+
+
+def import_maps(maps: Path, out: Path, *extra: object, code: int | None = 1) -> Any:
+    return cli("import", maps, "--labels", "lip", "--out", out, "-q", *extra, code=code)
+
+
+def test_import_in_three_shards_equals_one_run(tmp_path: Path) -> None:
+    maps = tmp_path / "maps"
+    make_maps(maps, 12)
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    import_maps(maps, whole)
+    for k in (1, 2, 3):
+        import_maps(maps, split, "--shard", f"{k}/3", code=None)
+    assert folder_files(split) == folder_files(whole)
+    assert len([p for p in folder_files(whole) if p.endswith("result.json")]) == 12
+    assert manifest_view(split, "import") == manifest_view(whole, "import")
+    assert Counter(manifest_lines(split, "import")) == Counter(manifest_lines(whole, "import"))
+    assert sorted(p.name for p in split.glob("manifest*")) == [
+        f"manifest-import.{k}-of-3.{ext}" for k in (1, 2, 3) for ext in ("done", "jsonl")
+    ]
+    listing = cli("shards", split, code=0).output
+    assert "import     3 of 3 shards done" in listing
+
+
+def test_an_interrupted_import_shard_resumes_without_redoing_anything(tmp_path: Path) -> None:
+    from clothseg_tools.batch.importing import import_batch
+
+    maps = tmp_path / "maps"
+    make_maps(maps, 24, bad=0)
+    out = tmp_path / "out"
+    share = Shard(2, 3)
+    mine = [p for p in maps.rglob("*.png") if share.holds(BatchItem("", key_of(maps, p)))]
+    assert len(mine) >= 4
+    stop = threading.Event()
+    first = import_batch(maps, out, labels="lip", shard="2/3", stop=stop,
+                         progress=StopAfter(2, stop))  # fmt: skip
+    assert first.interrupted and 2 <= first.done < len(mine)
+    assert [s.state for s in shard_states(out, "import")] == ["missing", "stopped", "missing"]
+    import_maps(maps, out, "--shard", "2/3", code=0)
+    records = read_manifests(out, "import")
+    assert len(records) == len(mine)
+    assert len(manifest_lines(out, "import")) == len(mine)  # nothing done twice
+    done = read_manifest(out / "manifest-import.2-of-3.jsonl")
+    assert all(r["status"] == "done" for r in done.values())
+    states = {s.shard.index: s.state for s in shard_states(out, "import")}
+    assert states == {1: "missing", 2: "done", 3: "missing"}
+
+
+def key_of(root: Path, path: Path) -> str:
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+@pytest.fixture
+def results(photos, tmp_path: Path) -> Path:
+    out = tmp_path / "results"
+    segment(photos, out, "--output-type", "3")
+    return out
+
+
+def test_coco_in_three_shards_is_the_file_of_one_run(results: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole.json"
+    cli("coco", results, "-o", whole, "-q")
+    split = tmp_path / "split" / "coco.json"
+    for k in (1, 2):
+        shard = cli("coco", results, "-o", split, "--shard", f"{k}/3")
+        assert "coco.json is written by the last shard to finish" in shard.output
+        assert not split.exists()
+    last = cli("coco", results, "-o", split, "--shard", "3/3")
+    assert f"COCO: {split} (14 images" in last.output
+    assert split.read_bytes() == whole.read_bytes()
+    assert json.loads(whole.read_bytes())["annotations"]  # not an empty comparison
+    listing = cli("shards", split.parent, code=0).output
+    assert "coco       3 of 3 shards done" in listing
+    # a shard run again redoes nothing, and writes the same file again
+    again = cli("coco", results, "-o", split, "--shard", "1/3")
+    assert f"{'done':<26}{0:>3}" in again.output and "skipped (complete)" in again.output
+    assert split.read_bytes() == whole.read_bytes()
+    # semantic polygons, into the results folder itself (the default file name)
+    semantic = ("--mode", "semantic", "--encoding", "polygon", "--no-parts")
+    cli("coco", results, "-o", whole, "-q", *semantic)
+    for k in (1, 2):
+        cli("coco", results, "--shard", f"{k}/2", "-q", *semantic)
+    assert (results / "coco.json").read_bytes() == whole.read_bytes()
+    assert sorted(p.name for p in results.glob("manifest-coco*")) == [
+        f"manifest-coco.{k}-of-2.{ext}" for k in (1, 2) for ext in ("done", "jsonl")
+    ]
+
+
+def test_an_interrupted_coco_shard_resumes(results: Path, tmp_path: Path) -> None:
+    from clothseg_tools.batch.coco import coco_batch
+    from clothseg_tools.export import export_coco
+
+    path = tmp_path / "c" / "coco.json"
+    items = discover_results(results)
+    stop = threading.Event()
+    first = coco_batch(items, path, shard="1/2", stop=stop, progress=StopAfter(2, stop))
+    assert first.summary.interrupted and first.written is None
+    assert [s.state for s in shard_states(path.parent, "coco")] == ["stopped", "missing"]
+    rest = cli("coco", results, "-o", path, "--shard", "1/2")
+    assert f"{'skipped (complete)':<26}{first.summary.done:>3}" in rest.output
+    cli("coco", results, "-o", path, "--shard", "2/2")
+    assert path.read_bytes() == export_coco(results, tmp_path / "whole.json").read_bytes()
+    assert Counter(manifest_lines(path.parent, "coco")) == Counter(i.source for i in items)
+
+
+def test_a_failed_result_holds_the_sharded_coco_file_back(results: Path, tmp_path: Path) -> None:
+    meta = sorted(results.rglob("result.json"))[3]
+    good = meta.read_bytes()
+    meta.write_text("{not json")
+    path = tmp_path / "c" / "coco.json"
+    outputs = [cli("coco", results, "-o", path, "--shard", f"{k}/2", code=None) for k in (1, 2)]
+    assert outputs[-1].exit_code == 1
+    assert "coco.json is not written: of 14 results, 1 failed" in outputs[-1].output
+    assert not path.exists()
+    # repaired: the shards run again, redo that one result and write the file
+    meta.write_bytes(good)
+    for k in (1, 2):
+        cli("coco", results, "-o", path, "--shard", f"{k}/2", code=None)
+    cli("coco", results, "-o", tmp_path / "whole.json", "-q")
+    assert path.read_bytes() == (tmp_path / "whole.json").read_bytes()

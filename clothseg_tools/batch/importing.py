@@ -47,7 +47,7 @@ from ..masks import MaskSet
 from ..parsing import Parsing
 from ..result import SegmentationResult
 from .discover import BatchItem
-from .runner import BatchSummary, ItemOutput, Job, Progress, run_job
+from .runner import BatchOptions, BatchSummary, ItemOutput, Job, Progress, run_job
 
 __all__ = [
     "DEFAULT_FORMAT",
@@ -320,11 +320,10 @@ def import_batch(
     fmt: str = DEFAULT_FORMAT,
     labels: LabelSet | str | None = None,
     images: str | os.PathLike[str] | None = None,
-    workers: int = 1,
-    overwrite: bool = False,
-    retry_failed: bool = False,
+    batch: BatchOptions | None = None,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    **settings: Any,
 ) -> BatchSummary:
     """Turn ``source`` (parsing maps, or another registered format) into result folders.
 
@@ -341,8 +340,14 @@ def import_batch(
         ``parsing``.
     images
         Folder of the photos, matched by relative path, then by stem.
-    workers, overwrite, retry_failed, progress, stop
+    batch
+        How the batch runs (:class:`~clothseg_tools.batch.BatchOptions`: workers,
+        resume, shard, executor); default one worker, resuming, on threads.
+    progress, stop
         As for every batch (see :func:`~clothseg_tools.batch.runner.run_job`).
+    **settings
+        :class:`~clothseg_tools.batch.BatchOptions` fields replacing ``batch``'s
+        (``workers=4``, ``overwrite=True``, ``shard="1/3"``, ``executor="ray"`` ...).
 
     Returns
     -------
@@ -361,7 +366,7 @@ def import_batch(
     photos = PhotoIndex(images)
     items: dict[str, ImportItem] = {}
     names: dict[str, str] = {}
-    batch: list[BatchItem] = []
+    work: list[BatchItem] = []
     for item in reader(source, labels=labelset, images=photos.folder):
         if item.name in names:
             raise ConfigurationError(
@@ -370,14 +375,6 @@ def import_batch(
             )
         names[item.name] = item.source
         items[item.source] = item
-        batch.append(BatchItem(source=item.source, key=item.name))
+        work.append(BatchItem(source=item.source, key=item.name))
     job = import_job(items, out_dir, fmt=fmt, photos=photos)
-    return run_job(
-        job,
-        batch,
-        workers=workers,
-        overwrite=overwrite,
-        retry_failed=retry_failed,
-        progress=progress,
-        stop=stop,
-    )
+    return run_job(job, work, batch, progress=progress, stop=stop, **settings)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..batch.runner import BatchSummary
+from ..batch.runner import EXIT_FAILED, EXIT_OK, BatchSummary
 from ..errors import ClothsegError, ConfigurationError
 from ._logging import configure_logging
 
@@ -174,12 +174,15 @@ def finish_batch(
     quiet: bool = False,
     outputs: Sequence[str] = (),
     details: Sequence[str] = (),
+    incomplete: bool = False,
 ) -> None:
     """Print the summary (unless quiet), failures and resume hints; exit with its code.
 
     ``details`` are lines about the run (engine, classes) shown under the table;
     ``outputs`` are extra lines (files the command wrote) shown after the manifest.
-    Files the discovery passed over are listed with their reasons.
+    Files the discovery passed over are listed with their reasons. ``incomplete``:
+    the command's output could not be made (items of other shards failed), so exit
+    with 1 even when this run's own items are done.
     """
     if not quiet:
         click.echo(summary.table())
@@ -217,4 +220,5 @@ def finish_batch(
             "Some items failed; rerun the same command with --retry-failed to retry them.",
             err=True,
         )
-    click.get_current_context().exit(summary.exit_code)
+    code = summary.exit_code
+    click.get_current_context().exit(EXIT_FAILED if incomplete and code == EXIT_OK else code)

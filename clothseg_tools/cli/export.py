@@ -5,28 +5,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..batch import require_results
+from ..batch import BatchItem, BatchOptions, require_results
 from ..batch.post import parse_classes
+from ..batch.runner import available_cpus
 from ..classes import canonical_classes
 from ..errors import ClothsegError
-from ._common import CliError
-from .options import min_value_option, rle_or_polygon_option
+from ._common import CliError, TqdmProgress, finish_batch
+from .options import (
+    batch_options,
+    min_value_option,
+    out_option,
+    results_argument,
+    rle_or_polygon_option,
+    scale_options,
+)
 
 __all__ = ["coco_command", "export_command", "import_labels_command"]
 
 
 @click.command("coco", short_help="Export a results folder as COCO JSON (RLE or polygons).")
-@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The JSON file (default: RESULTS/coco.json).",
-)
+@results_argument
+@out_option("The JSON file (default: RESULTS/coco.json).", dest="out", file=True)
 @click.option(
     "--mode",
     type=click.Choice(["instances", "semantic"]),
@@ -35,47 +38,82 @@ __all__ = ["coco_command", "export_command", "import_labels_command"]
     help="instances: one annotation per class mask (overlaps kept); "
     "semantic: one class per pixel, overlaps settled by label priority.",
 )
-@click.option(
-    "--encoding",
-    type=click.Choice(["rle", "polygon"]),
-    default="rle",
-    show_default=True,
-    help="Compressed RLE (exact) or polygons with holes.",
-)
+@rle_or_polygon_option("Compressed RLE (exact) or polygons with holes.")
 @click.option(
     "--no-parts",
     is_flag=True,
     help="One annotation per class even where per-garment parts were saved.",
 )
-@click.option(
-    "--min-value",
-    type=click.IntRange(1, 255),
-    default=128,
-    show_default=True,
-    help="Mask value at which a pixel belongs to a class.",
-)
+@min_value_option
+@batch_options
+@scale_options
 def coco_command(
-    results: Path, out: Path | None, mode: str, encoding: str, no_parts: bool, min_value: int
+    results: Path,
+    out: Path | None,
+    mode: str,
+    encoding: str,
+    no_parts: bool,
+    min_value: int,
+    quiet: bool,
+    **batch: Any,
 ) -> None:
     """Write a COCO JSON file for every saved result below RESULTS.
 
     Categories are the twelve classes; images are named after their source photos.
     pycocotools' COCO(path) reads the file as it is.
+
+    With --shard K/N or --executor ray it runs as a resumable batch: each result's
+    share goes beside the file with a manifest, and the last shard to finish writes
+    the file, the same bytes as one run (--workers, --overwrite and --retry-failed
+    apply then).
     """
     # lazy: keeps the clothseg command's start-up fast
+    from ..batch.coco import COCO_NAME
     from ..export import export_coco
 
-    require_results(results)  # an empty folder answers like every other command
-    path = export_coco(
-        results,
-        out or results / "coco.json",
-        mode=mode,
-        encoding=encoding,
-        parts=not no_parts,
-        level=min_value,
+    items = require_results(results)  # an empty folder answers like every other command
+    path = out or results / COCO_NAME
+    options: dict[str, Any] = {
+        "mode": mode,
+        "encoding": encoding,
+        "parts": not no_parts,
+        "level": min_value,
+    }
+    if batch["shard"] is not None or batch["executor"] != "local":
+        _coco_batch(items, path, options, quiet=quiet, **batch)
+        return
+    path = export_coco(results, path, **options)
+    if not quiet:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        click.echo(
+            f"COCO: {path} ({len(doc['images'])} images, {len(doc['annotations'])} annotations)"
+        )
+
+
+def _coco_batch(
+    items: list[BatchItem],
+    path: Path,
+    options: dict[str, Any],
+    *,
+    quiet: bool,
+    workers: int | None,
+    **batch: Any,
+) -> None:
+    """``coco`` in shards or on Ray: the batch, then the file from the last shard."""
+    # lazy: keeps the clothseg command's start-up fast
+    from ..batch.coco import coco_batch
+
+    settings = BatchOptions(workers=workers or available_cpus(), **batch)
+    run = coco_batch(
+        items, path, settings, progress=TqdmProgress("coco", quiet=quiet, unit="folder"), **options
     )
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    click.echo(f"COCO: {path} ({len(doc['images'])} images, {len(doc['annotations'])} annotations)")
+    outputs = [run.waiting]
+    if run.written is not None:
+        outputs = [f"COCO: {run.written} ({run.images} images, {run.annotations} annotations)"]
+    elif run.incomplete:
+        outputs = []
+        click.echo(run.waiting, err=True)  # what is wrong, even with --quiet
+    finish_batch(run.summary, quiet=quiet, outputs=outputs, incomplete=run.incomplete)
 
 
 FORMATS = ("coco", "yolo", "cvat", "labelstudio", "hf")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ..batch.importing import available_formats, import_batch
-from ..batch.runner import available_cpus
+from ..batch.runner import BatchOptions, available_cpus
 from ..errors import LabelSetError
 from ..labelsets import get_labelset
 from ._common import TqdmProgress, finish_batch
-from .options import batch_options
+from .options import batch_options, scale_options
 
 __all__ = ["import_command"]
 
@@ -47,6 +48,7 @@ __all__ = ["import_command"]
     help="What SOURCE holds: parsing (a folder of index PNGs, SCHP / CIHP / ATR style).",
 )
 @batch_options
+@scale_options
 def import_command(
     source: Path,
     out_dir: Path,
@@ -54,15 +56,15 @@ def import_command(
     images: Path | None,
     fmt: str,
     workers: int | None,
-    overwrite: bool,
-    retry_failed: bool,
     quiet: bool,
+    **batch: Any,
 ) -> None:
     """Write the parsing maps in SOURCE as result folders under OUT.
 
     Each map SOURCE/<path>.png becomes OUT/<path>/, in the layout `clothseg segment`
     writes (class masks, parsing.png, result.json), so stats, coco, report, cutout and
-    tryon read it. Rerunning the same command resumes where it stopped.
+    tryon read it. Rerunning the same command resumes where it stopped; --shard K/N
+    imports a stable share of the maps (by a hash of their relative path).
 
     Example: clothseg import lip_parsing/ --labels lip --images photos/ --out results/
     """
@@ -85,9 +87,7 @@ def import_command(
         fmt=fmt,
         labels=labelset,
         images=images,
-        workers=workers or available_cpus(),
-        overwrite=overwrite,
-        retry_failed=retry_failed,
+        batch=BatchOptions(workers=workers or available_cpus(), **batch),
         progress=TqdmProgress("import", quiet=quiet),
     )
     what = f"{fmt} from {source}" + (f" with label set {labels}" if labels else "")

@@ -50,8 +50,10 @@ __all__ = [
     "min_value_option",
     "model_options",
     "onnx_engine_options",
+    "out_option",
     "quiet_option",
     "replay_dir_option",
+    "results_argument",
     "rle_or_polygon_option",
     "scale_options",
     "server_keys_option",
@@ -342,3 +344,22 @@ def scale_options(func: F) -> F:
         ),
     ]
     return stack(*options)(func)
+
+
+def results_argument(func: F) -> F:
+    """``RESULTS``: an existing folder of saved results (at any depth)."""
+    return click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))(
+        func
+    )
+
+
+def out_option(help_text: str, *, dest: str = "out_dir", file: bool = False) -> Callable[[F], F]:
+    """``-o/--out``: where the command writes, a folder (or a file with ``file``), given to
+    the command as ``dest``."""
+    return click.option(
+        "-o",
+        "--out",
+        dest,
+        type=click.Path(dir_okay=not file, file_okay=file, path_type=Path),
+        help=help_text,
+    )

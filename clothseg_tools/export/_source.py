@@ -41,7 +41,9 @@ __all__ = [
     "ExportItem",
     "instance_masks",
     "iter_items",
+    "natural_key",
     "part_category",
+    "result_item",
     "semantic_masks",
 ]
 
@@ -163,8 +165,32 @@ def _read_folder(folder: Path, name: str, parent: str = ".") -> ExportItem:
     )
 
 
-def _natural_key(path: PurePosixPath | Path) -> list[Any]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.as_posix())]
+def natural_key(path: str | PurePosixPath | Path) -> list[Any]:
+    """The order exports read result folders in: by relative path, numbers as numbers.
+
+    Examples
+    --------
+    >>> sorted(["a/10", "a/9", "B"], key=natural_key)
+    ['a/9', 'a/10', 'B']
+    """
+    text = path if isinstance(path, str) else path.as_posix()
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+
+
+def result_item(folder: str | os.PathLike[str], rel: str) -> ExportItem:
+    """The result folder ``folder``, found at ``rel`` below a results root, as an export
+    of that root sees it (its photo's file name keeps ``rel``'s parent folders).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = MaskSet({"tops": np.eye(2, dtype=bool)}).save(root / "shop" / "a")
+    >>> result_item(root / "shop" / "a", "shop/a").file_name
+    'shop/a'
+    """
+    parent = PurePosixPath(rel).parent.as_posix() if "/" in rel else "."
+    return _read_folder(Path(folder), rel, parent)
 
 
 def _stem(file_name: str) -> str:
@@ -187,7 +213,7 @@ def _folders(root: Path) -> list[tuple[Path, str]]:
     if is_result_folder(root):
         return [(root, root.resolve().name or "image")]
     # `clothseg segment` mirrors the input tree, so results sit at any depth
-    found = sorted(find_results(root), key=lambda p: _natural_key(p.relative_to(root)))
+    found = sorted(find_results(root), key=lambda p: natural_key(p.relative_to(root)))
     if not found:
         raise FileNotFoundError(f"{root} holds no result folders (no {RESULT_NAME} below it).")
     return [(p, p.relative_to(root).as_posix()) for p in found]

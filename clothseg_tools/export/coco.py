@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,19 @@ import numpy.typing as npt
 
 from .._io import atomic_open
 from ..classes import CLASSES, LABEL_PRIORITY
-from ._source import instance_masks, iter_items, part_category, semantic_masks
+from ._source import ExportItem, instance_masks, iter_items, part_category, semantic_masks
 from .polygons import mask_to_polygons
 from .rle import encode_rle, rle_area, rle_bbox
 
-__all__ = ["SEMANTIC_PRIORITY", "export_coco", "part_category"]
+__all__ = [
+    "SEMANTIC_PRIORITY",
+    "check_coco_options",
+    "coco_document",
+    "export_coco",
+    "image_entry",
+    "part_category",
+    "write_coco",
+]
 
 logger = logging.getLogger("clothseg_tools")
 
@@ -163,40 +171,138 @@ def export_coco(
     >>> [a["area"] for a in json.loads(p.read_text())["annotations"]]
     [3, 6]
     """
+    check_coco_options(mode, encoding)
+    entries = (
+        image_entry(
+            item,
+            mode=mode,
+            encoding=encoding,
+            parts=parts,
+            level=level,
+            tolerance=tolerance,
+            priority=priority,
+        )
+        for item in iter_items(results)
+    )
+    return write_coco(coco_document(entries, mode=mode), path)
+
+
+def check_coco_options(mode: str, encoding: str) -> None:
+    """Raise ``ValueError`` for an unknown ``mode`` or ``encoding``.
+
+    Examples
+    --------
+    >>> check_coco_options("semantic", "polygon")
+    """
     if mode not in ("instances", "semantic"):
         raise ValueError(f"mode must be 'instances' or 'semantic', got {mode!r}.")
     if encoding not in ("rle", "polygon"):
         raise ValueError(f"encoding must be 'rle' or 'polygon', got {encoding!r}.")
-    category_id = {c: i + 1 for i, c in enumerate(CLASSES)}
+
+
+def image_entry(
+    item: ExportItem,
+    *,
+    mode: str = "instances",
+    encoding: str = "rle",
+    parts: bool = True,
+    level: int = 128,
+    tolerance: float = 0.25,
+    priority: Sequence[str] = SEMANTIC_PRIORITY,
+) -> dict[str, Any]:
+    """One image's share of a COCO file, before ids are given: what a shard of a
+    sharded export writes per result, and :func:`coco_document` puts together.
+
+    Parameters are those of :func:`export_coco`.
+
+    Returns
+    -------
+    dict
+        ``file_name`` (before a repeated name gets ``-2``...), ``width``, ``height``
+        and ``annotations`` (``category_id``, ``segmentation``, ``area``, ``bbox``,
+        ``iscrowd``), JSON-ready.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``mode`` or ``encoding``.
+    ShapeMismatchError
+        A result whose recorded image size differs from its masks.
+
+    Examples
+    --------
+    >>> from clothseg_tools import MaskSet
+    >>> from clothseg_tools.export._source import iter_items
+    >>> item = next(iter_items([("a.png", MaskSet({"tops": np.eye(3, dtype=bool)}))]))
+    >>> entry = image_entry(item)
+    >>> entry["file_name"], [a["area"] for a in entry["annotations"]]
+    ('a.png', [3])
+    """
+    check_coco_options(mode, encoding)
+    item.check()
+    category_id = _category_ids()
+    h, w = item.masks.shape
+    pairs = (
+        semantic_masks(item, level, priority)
+        if mode == "semantic"
+        else instance_masks(item, level, parts)
+    )
+    annotations = []
+    for cls, mask in pairs:
+        if not mask.any():
+            continue
+        segmentation, area, bbox = _segmentation(mask, encoding, tolerance)
+        annotations.append(
+            {
+                "category_id": category_id[cls],
+                "segmentation": segmentation,
+                "area": area,
+                "bbox": bbox,
+                "iscrowd": 0,
+            }
+        )
+    return {"file_name": item.file_name, "width": w, "height": h, "annotations": annotations}
+
+
+def _category_ids() -> dict[str, int]:
+    return {c: i + 1 for i, c in enumerate(CLASSES)}
+
+
+def coco_document(
+    entries: Iterable[Mapping[str, Any]], *, mode: str = "instances"
+) -> dict[str, Any]:
+    """The COCO document of :func:`image_entry` results, ids given in their order.
+
+    Images are numbered from 1 in the order given, annotations from 1 over all images;
+    a file name an earlier image already has gets ``-2``, ``-3``... before its
+    extension. The same entries in the same order give the same document, whether
+    they were made in one process or by many shards.
+
+    Examples
+    --------
+    >>> entry = {"file_name": "a.png", "width": 2, "height": 2, "annotations": [
+    ...     {"category_id": 5, "segmentation": [], "area": 1, "bbox": [0, 0, 1, 1], "iscrowd": 0}]}
+    >>> doc = coco_document([entry, entry])
+    >>> [i["file_name"] for i in doc["images"]], [a["image_id"] for a in doc["annotations"]]
+    (['a.png', 'a-2.png'], [1, 2])
+    """
+    category_id = _category_ids()
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     taken: set[str] = set()
-    for image_id, item in enumerate(iter_items(results), start=1):
-        item.check()
-        h, w = item.masks.shape
-        file_name = _unique(item.file_name, taken)
-        images.append({"id": image_id, "file_name": file_name, "width": w, "height": h})
-        pairs = (
-            semantic_masks(item, level, priority)
-            if mode == "semantic"
-            else instance_masks(item, level, parts)
+    for image_id, entry in enumerate(entries, start=1):
+        file_name = _unique(str(entry["file_name"]), taken)
+        images.append(
+            {
+                "id": image_id,
+                "file_name": file_name,
+                "width": entry["width"],
+                "height": entry["height"],
+            }
         )
-        for cls, mask in pairs:
-            if not mask.any():
-                continue
-            segmentation, area, bbox = _segmentation(mask, encoding, tolerance)
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": category_id[cls],
-                    "segmentation": segmentation,
-                    "area": area,
-                    "bbox": bbox,
-                    "iscrowd": 0,
-                }
-            )
-    doc = {
+        for ann in entry["annotations"]:
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, **ann})
+    return {
         "info": {"description": f"clothseg_tools COCO export ({mode})", "version": "1.0"},
         "licenses": [],
         "images": images,
@@ -205,10 +311,17 @@ def export_coco(
             {"id": category_id[c], "name": c, "supercategory": _SUPERCATEGORY[c]} for c in CLASSES
         ],
     }
+
+
+def write_coco(doc: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write a COCO document as compact JSON, atomically; return ``path``."""
     target = Path(path)
     with atomic_open(target, "w") as fh:
         json.dump(doc, fh, separators=(",", ":"), ensure_ascii=False)
     logger.info(
-        "export_coco: wrote %d images, %d annotations to %s", len(images), len(annotations), target
+        "export_coco: wrote %d images, %d annotations to %s",
+        len(doc["images"]),
+        len(doc["annotations"]),
+        target,
     )
     return target
