@@ -21,8 +21,11 @@ from _server_support import (
 )
 from PIL import Image, UnidentifiedImageError
 
+from clothseg_tools.contract import STATE_PROCESSING, STATE_SUCCEEDED
 from clothseg_tools.errors import ConfigurationError
 from clothseg_tools.server import ServerSettings, run_in_thread
+from clothseg_tools.server.store import TaskRecord
+from clothseg_tools.server.worker import reveal
 
 FAULT = "X-Clothseg-Fault"
 
@@ -188,3 +191,20 @@ def test_no_controls_without_the_flag(replay_dir: Path, image: bytes) -> None:
 def test_controls_need_the_flag(options: dict) -> None:
     with pytest.raises(ConfigurationError, match="--test-controls"):
         ServerSettings(api_keys=("k",), **options)
+
+
+@pytest.mark.parametrize("engine_estimate", [0, 40, 95])
+def test_manual_reads_of_a_finished_task_each_show_more_progress(engine_estimate: int) -> None:
+    # a slow engine's estimate may already stand at 95 when the task finishes; the n
+    # manual reads must still each show a rise, so that clients see n changes
+    rec = TaskRecord.new(class_type=1, output_type=1, detail_mode=1, quality=1,
+                         progression="manual:3")  # fmt: skip
+    rec.reported_progress = engine_estimate
+    rec.state = STATE_SUCCEEDED
+    shown = [reveal(rec, time.time(), mean_seconds=1.0, count_read=True) for _ in range(4)]
+    states = [state for state, _ in shown]
+    progress = [p for _, p in shown]
+    assert states == [STATE_PROCESSING] * 3 + [STATE_SUCCEEDED]
+    assert progress[-1] == 100
+    assert all(a < b for a, b in zip([engine_estimate, *progress], progress, strict=False))
+    assert progress[2] <= 99

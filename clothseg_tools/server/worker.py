@@ -269,7 +269,10 @@ def reveal(
         if spec.kind == "time" and now < rec.created_at + spec.value:
             progress = int(99 * (now - rec.created_at) / spec.value)
         elif spec.kind == "manual" and rec.reads <= spec.value:
-            progress = int(99 * rec.reads / (spec.value + 1))
+            # each of the n reads shows more than the last, even after a slow engine's
+            # own estimate climbed high while it ran: a client's progress callback
+            # (called on a change) then sees every one of them
+            progress = max(int(99 * rec.reads / (spec.value + 1)), rec.reported_progress + 1)
         else:
             return rec.state, 100
     elif rec.state == STATE_QUEUED:
