@@ -12,6 +12,7 @@
 - :mod:`~clothseg_tools.batch.post`: post-processing jobs over result folders.
 - :mod:`~clothseg_tools.batch.tryon`: the try-on mask job over result folders.
 - :mod:`~clothseg_tools.batch.coverage`: the coverage statistics job and dataset files.
+- :mod:`~clothseg_tools.batch.coco`: the COCO export as a batch, in shards or on Ray.
 
 Examples
 --------
