@@ -634,3 +634,29 @@ def test_guided_filter_refuses_mismatched_shapes():
 def test_to_uint8_rounds_and_clips():
     q = np.array([[-1.0, 0.0, 0.2, 0.5, 1.0, 7.0]], np.float32)
     np.testing.assert_array_equal(to_uint8(q), [[0, 0, 51, 128, 255, 255]])
+
+
+def test_a_batch_resumed_after_an_engine_upgrade_redoes_its_items(astronaut, tmp_path):
+    from PIL import Image
+
+    from clothseg_tools.batch import discover_inputs, read_manifests
+    from clothseg_tools.batch.segment import segment_batch
+
+    photo = tmp_path / "photos" / "astronaut.jpg"
+    photo.parent.mkdir()
+    Image.fromarray(astronaut[::2, ::2]).save(photo, quality=90)
+    items = discover_inputs([photo.parent])
+    out = tmp_path / "out"
+    first = segment_batch(items, out, engine="local", workers=1)
+    assert first.done == 1
+    (record,) = read_manifests(out).values()
+    assert record["options"]["engine"] == LocalEngine().identity()
+    # the same engine resumes
+    assert segment_batch(items, out, engine="local", workers=1).skipped == 1
+    # a folder made by another release of the engine is made again
+    manifest = out / "manifest.jsonl"
+    text = manifest.read_text(encoding="utf-8")
+    version = record["options"]["engine"]["version"]
+    manifest.write_text(text.replace(f'"version": "{version}"', '"version": "0.0.0"'))
+    assert read_manifests(out)[record["source"]]["options"]["engine"]["version"] == "0.0.0"
+    assert segment_batch(items, out, engine="local", workers=1).done == 1

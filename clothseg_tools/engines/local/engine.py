@@ -19,12 +19,15 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 from skimage.measure import label
 
+from ..._version import __version__
 from ...classes import CLASSES
 from ...errors import ConfigurationError
 from ...masks import MaskSet
@@ -112,6 +115,25 @@ class LocalEngine(Engine):
             f"LocalEngine(working_size={self.working_size}, "
             f"fine_working_size={self.fine_working_size})"
         )
+
+    def identity(self) -> dict[str, Any]:
+        """This package's and MediaPipe's versions and the working sizes: what decides
+        the masks besides the photo and the API options.
+
+        A batch records it with every item, so a run resumed after an upgrade redoes
+        the items the older engine made and the dataset comes from one engine.
+
+        Examples
+        --------
+        >>> sorted(LocalEngine().identity())
+        ['fine_working_size', 'mediapipe', 'version', 'working_size']
+        """
+        return {
+            "version": __version__,
+            "mediapipe": metadata.version("mediapipe"),
+            "working_size": self.working_size,
+            "fine_working_size": self.fine_working_size,
+        }
 
     def last_timings(self) -> dict[str, float]:
         """Seconds spent on the calling thread's latest image: ``model`` and ``post``."""
