@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import smooth_photo
 
 from clothseg_tools import MaskSet
 from clothseg_tools.engines.replay import record
@@ -47,20 +48,6 @@ def cli(*args: object, env: dict[str, str] | None = None) -> float:
     if done.returncode != 0:
         raise SystemExit(f"clothseg {args[0]} failed ({done.returncode}):\n{done.stderr}")
     return seconds
-
-
-def smooth_photo(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """A photo-like picture: smooth gradients and a few flat shapes, not noise."""
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.empty((h, w, 3), np.uint8)
-    for c in range(3):
-        a, b = rng.uniform(-1, 1, 2)
-        img[..., c] = (127 + 60 * np.sin(a * xx / 40 + b * yy / 55 + c)).astype(np.uint8)
-    for _ in range(4):
-        cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(20, 90)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.integers(0, 256, 3)
-    return img
 
 
 def blob_masks(rng: np.random.Generator, shape: tuple[int, int]) -> MaskSet:

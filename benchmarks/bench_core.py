@@ -11,12 +11,12 @@ work on the machine). Each operation's time is also printed as a multiple of a p
 from __future__ import annotations
 
 import argparse
-import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _common import best_time
 from PIL import Image
 from skimage.measure import regionprops
 
@@ -25,16 +25,6 @@ from clothseg_tools import composite
 
 N_CLASSES = 12
 MIB = 1024 * 1024
-
-
-def best_time(fn: Callable[[], Any], repeat: int) -> float:
-    """Smallest wall time of ``repeat`` calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 _floor_cache: dict[int, float] = {}

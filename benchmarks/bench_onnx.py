@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from _common import best_time
 from onnx import TensorProto, helper, numpy_helper
 
 import clothseg_tools as cst
@@ -44,16 +44,6 @@ from clothseg_tools.engines.onnx import OnnxEngine
 
 N_LABELS = 18
 PEAK_BOUND = 2.5
-
-
-def best_time(fn: Callable[[], Any], repeat: int) -> float:
-    """Smallest wall time of ``repeat`` calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def segformer_like(path: Path) -> None:

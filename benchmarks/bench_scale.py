@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _common import smooth_photo
 from PIL import Image
 
 from clothseg_tools import MaskSet
@@ -32,20 +33,6 @@ from clothseg_tools.batch import BatchOptions, BatchSummary, discover_inputs, di
 from clothseg_tools.batch.post import overlay_job
 from clothseg_tools.batch.segment import segment_batch
 from clothseg_tools.result import SegmentationResult
-
-
-def photo(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """Smooth gradients and a few flat discs, like a photo rather than noise."""
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.empty((h, w, 3), np.uint8)
-    for c in range(3):
-        a, b = rng.uniform(-1, 1, 2)
-        img[..., c] = (127 + 60 * np.sin(a * xx / 40 + b * yy / 55 + c)).astype(np.uint8)
-    for _ in range(4):
-        cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(10, 60)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.integers(0, 256, 3)
-    return img
 
 
 def make_results(root: Path, n: int, shape: tuple[int, int]) -> None:
@@ -56,7 +43,8 @@ def make_results(root: Path, n: int, shape: tuple[int, int]) -> None:
     for i in range(n):
         path = root / "photos" / f"{i:04d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(photo(rng, shape)).save(path, format="JPEG", quality=90)
+        picture = smooth_photo(rng, shape, radii=(10, 60))
+        Image.fromarray(picture).save(path, format="JPEG", quality=90)
         cut = int(rng.integers(h // 3, 2 * h // 3))
         tops = np.where(yy < cut, 255, 0).astype(np.uint8)
         masks = MaskSet({"clothes": np.full(shape, 255, np.uint8), "tops": tops,
@@ -70,7 +58,8 @@ def make_photos(root: Path, n: int, shape: tuple[int, int]) -> None:
     rng = np.random.default_rng(1)
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        Image.fromarray(photo(rng, shape)).save(root / f"{i:03d}.jpg", quality=90)
+        picture = smooth_photo(rng, shape, radii=(10, 60))
+        Image.fromarray(picture).save(root / f"{i:03d}.jpg", quality=90)
 
 
 def timed(run: Callable[[BatchOptions], BatchSummary], n: int, label: str) -> dict[str, float]:

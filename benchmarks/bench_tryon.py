@@ -14,25 +14,14 @@ several runs.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
+from _common import best_time
 from PIL import Image, ImageDraw
 
 import clothseg_tools as cst
 from clothseg_tools.tryon import _ootd as R
-
-
-def best_time(fn: Callable[[], Any], repeat: int) -> float:
-    """Smallest wall time of ``repeat`` calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def figure(size: int) -> tuple[cst.MaskSet, dict[str, tuple[float, float]]]:
