@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -270,3 +271,18 @@ def concurrently(fn: Any, items: Sequence[Any], threads: int) -> list[Any]:
 
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(fn, items))
+
+
+def wait_until_serving(proc: subprocess.Popen[Any], base: str, *, timeout: float = 60) -> None:
+    """Wait for a ``clothseg serve`` started as ``proc`` to answer ``base/healthz``; fail
+    with its output if it exits first or does not answer within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(base + "/healthz", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"the server did not start within {timeout} s"
+        time.sleep(0.1)

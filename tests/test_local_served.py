@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 import requests
+from _server_support import wait_until_serving
 from PIL import Image
 from skimage import data
 
@@ -114,15 +115,7 @@ def test_serve_command_starts_with_the_local_engine(tmp_path, astronaut_png):
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("clothseg serve did not start within 60 s")
+        wait_until_serving(proc, url)
         with cst.Client(api_key=KEY, base_url=url) as client:
             result = client.segment(astronaut_png, class_type=3)
         assert (result.masks["face"] >= 128).sum() > 2000

@@ -10,13 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 from _onnx_support import BLUE, GREEN, RED, colour_parser, export_folder, regions_photo
+from _server_support import wait_until_serving
 from click.testing import CliRunner
 from onnx import numpy_helper
 from PIL import Image
@@ -183,16 +182,7 @@ def test_serve_a_model_and_segment_through_the_client(model, tmp_path):
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_serving(proc, base)
         with cst.Client(api_key="k", base_url=base) as client:
             results = [client.segment(tmp_path / "p.png", class_type=4) for _ in range(3)]
     finally:

@@ -8,13 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 import uvicorn
-from _server_support import TASKS, body_of, record_photo
+from _server_support import TASKS, body_of, record_photo, wait_until_serving
 from click.testing import CliRunner
 
 from clothseg_tools.server.cli import serve_command
@@ -107,16 +106,7 @@ def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_serving(proc, base)
         files = {"image_file": ("p.png", image)}
         answer = requests.post(
             base + TASKS,
